@@ -1,0 +1,4 @@
+"""Benchmark evaluation: dataset readers, metrics reproducing the official toolkits, reports.
+
+numpy-only: nothing here imports torch.
+"""

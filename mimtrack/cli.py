@@ -1,0 +1,80 @@
+"""The ``mimtrack`` command: one dispatcher, each subcommand's code in its package.
+
+A subcommand module provides ``add_arguments(parser)`` and ``run(args)``. Only
+the chosen module is imported, so ``mimtrack eval`` never imports torch.
+"""
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from mimtrack.errors import UserError
+
+# name -> (module, one-line help). Kept here so `mimtrack --help` imports nothing heavy.
+SUBCOMMANDS = {
+    "eval": ("evaluation.cli", "score tracking results on a benchmark (AUC, precision, AO/SR)"),
+    "pack": ("evaluation.submit", "pack GOT-10k / TrackingNet test results into a server submission zip"),
+    "track": ("tracker.runner", "run a tracker over a benchmark and write result files"),
+    "demo": ("tracker.demo", "track one object in a video file or image folder"),
+}
+
+
+def _top_parser():
+    parser = argparse.ArgumentParser(
+        prog="mimtrack",
+        description="Lightweight visual object tracking: pre-training, tracking, evaluation.",
+        epilog="Run 'mimtrack COMMAND --help' for the options of a command. "
+        "'--debug' anywhere shows full tracebacks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    lines = [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    parser.add_argument("command", metavar="COMMAND", choices=list(SUBCOMMANDS),
+                        help="one of:\n" + "\n".join(lines))
+    return parser
+
+
+def _version():
+    from mimtrack import __version__
+    return f"mimtrack {__version__}"
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    top = _top_parser()
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        top.parse_args(argv or ["--help"])
+    name = argv[0]
+    if name not in SUBCOMMANDS:
+        top.error(f"unknown command {name!r} (choose from {', '.join(SUBCOMMANDS)})")
+    module_name, help_ = SUBCOMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"mimtrack {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    args.debug = debug
+    try:
+        status = module.run(args)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"mimtrack {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mimtrack {name}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # Files the user named: missing, unreadable, disk full.
+        if debug:
+            traceback.print_exc()
+        print(f"mimtrack {name}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

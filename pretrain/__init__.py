@@ -1,0 +1,1 @@
+"""Pre-training of lightweight ViTs (MAE-lite, distillation, MoCo-v3) and the ViT family the tracker builds on."""

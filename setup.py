@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mimtrack",
+    version="0.1.0",
+    description="Lightweight one-stream ViT tracking with MIM-distilled backbones: "
+    "pre-training, tracking, and official-toolkit-exact evaluation",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mimtrack", "evaluation", "evaluation.*", "pretrain", "pretrain.*",
+                                    "tracker", "tracker.*", "experiments", "experiments.*"]),
+    package_data={
+        "experiments": ["*/*.yaml"],
+        "evaluation": ["datasets/splits/*"],
+    },
+    install_requires=[
+        "numpy>=1.23",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+        "matplotlib>=3.6",
+        "opencv-python-headless>=4.7",
+        "torch>=2.1",
+        "torchvision",
+        "timm>=0.9",
+        "einops>=0.6",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "got10k==0.1.3", "six"],
+    },
+    entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)

@@ -1,0 +1,1 @@
+"""The one-stream ViT tracker (OSTrack-style): model, inference, training."""
