@@ -26,7 +26,7 @@ def _top_parser():
         description="Lightweight visual object tracking: pre-training, tracking, evaluation.",
         epilog="Run 'mimtrack COMMAND --help' for the options of a command. "
         "'--debug' anywhere shows full tracebacks.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
     lines = [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]

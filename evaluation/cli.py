@@ -1,0 +1,141 @@
+"""``mimtrack eval``: score result folders of one or more trackers on a benchmark.
+
+    mimtrack eval --dataset lasot --root data/lasot --results results/ours results/ostrack \\
+        [--names Ours OSTrack] [--protocol official] [--json scores.json] [--plots plots/] [--attributes]
+
+Everything is computed before anything is written: on bad input (a malformed
+row, a wrong row count, a missing sequence) the command fails with one line and
+leaves no JSON or plot behind.
+"""
+
+import multiprocessing
+import os
+
+from mimtrack.errors import UserError
+
+PROTOCOL_NAMES = ("official", "pytracking", "got10k", "trackingnet")
+# Below this many result rows in all, worker processes cost more than they save.
+_PARALLEL_MIN_ROWS = 200_000
+
+
+def add_arguments(parser):
+    parser.add_argument("--dataset", required=True, help="benchmark name (lasot, got10k, otb, ...)")
+    parser.add_argument("--root", required=True, help="dataset root folder (annotation files suffice)")
+    parser.add_argument("--split", help="split to evaluate (default: the benchmark's test/val split)")
+    parser.add_argument("--sequences", nargs="+", metavar="NAME", help="evaluate only these sequences")
+    parser.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                        help="result folders, one per tracker (<seq>.txt or <seq>/<seq>_001.txt)")
+    parser.add_argument("--names", nargs="+", metavar="NAME",
+                        help="tracker names, one per --results folder (default: the folder names)")
+    parser.add_argument("--protocol", choices=PROTOCOL_NAMES,
+                        help="scoring rules (default: got10k for GOT-10k, else official = LaSOT toolkit)")
+    parser.add_argument("--json", metavar="OUT", help="write all scores (fractions) to this JSON file")
+    parser.add_argument("--plots", metavar="DIR", help="write success / precision plots (PNG) here")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="evaluate only the sequences every tracker has results for")
+    parser.add_argument("--attributes", action="store_true", help="also print AUC per sequence attribute")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes reading and scoring trackers in parallel (default: %(default)s)")
+
+
+def tracker_names(results_dirs, names=None):
+    """Display names: ``names`` if given (one per folder), else the folder names."""
+    if names is not None:
+        if len(names) != len(results_dirs):
+            raise UserError(f"--names: {len(names)} names for {len(results_dirs)} --results folders")
+        chosen = list(names)
+    else:
+        chosen = [os.path.basename(os.path.normpath(d)) for d in results_dirs]
+    duplicates = sorted({n for n in chosen if chosen.count(n) > 1})
+    if duplicates:
+        raise UserError(f"tracker name(s) {', '.join(duplicates)} given twice; use --names to tell them apart")
+    return chosen
+
+
+# The sequences and protocol of the evaluation, shared with forked workers (not pickled:
+# a LaSOT test set holds ~20 MB of ground truth).
+_JOB = {}
+
+
+def _score_tracker(results_dir):
+    """Read one tracker's results and score the sequences it has: (missing names, Scores)."""
+    from evaluation.results import load_results, load_times
+
+    sequences, protocol, skip_missing = _JOB["sequences"], _JOB["protocol"], _JOB["skip_missing"]
+    results, missing = load_results(results_dir, sequences, skip_missing=skip_missing)
+    present = [s for s in sequences if s.name in results]
+    if not present:
+        raise UserError(f"{results_dir}: no results for any of the {len(sequences)} sequences")
+    times = load_times(results_dir, present) if _JOB["with_times"] else None
+    return missing, protocol.evaluate(present, results, times)
+
+
+def score_trackers(results_dirs, sequences, protocol, skip_missing=False, workers=1):
+    """[(missing names, Scores)] per results folder, read and scored by up to ``workers`` processes."""
+    _JOB.update(sequences=sequences, protocol=protocol, skip_missing=skip_missing,
+                with_times=any(s.dataset == "got10k" for s in sequences))
+    rows = len(results_dirs) * sum(len(s) for s in sequences)
+    workers = min(workers, len(results_dirs))
+    if workers <= 1 or rows < _PARALLEL_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
+        return [_score_tracker(d) for d in results_dirs]
+    # fork: the workers inherit _JOB; they import nothing heavy (no torch threads to break).
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(_score_tracker, results_dirs, chunksize=1)
+
+
+def evaluate(args):
+    """Load, score and render everything; returns (text to print, {path: bytes to write})."""
+    from evaluation import report
+    from evaluation.datasets import default_split, load_dataset, split_names
+    from evaluation.protocols import get_protocol
+
+    names = tracker_names(args.results, args.names)
+    split = args.split or default_split(args.dataset)
+    sequences = load_dataset(args.dataset, args.root, split, args.sequences)
+    protocol = get_protocol(args.protocol or ("got10k" if args.dataset == "got10k" else "official"))
+    scored = score_trackers(args.results, sequences, protocol, args.skip_missing, max(1, args.workers))
+
+    # --skip-missing: a sequence missing for one tracker is dropped for all of them.
+    missing = {name for tracker_missing, _ in scored for name in tracker_missing}
+    kept = [s for s in sequences if s.name not in missing]
+    if not kept:
+        raise UserError("no sequence has results from every tracker")
+    kept_names = [s.name for s in kept]
+    scores = {}
+    for name, (tracker_missing, s) in zip(names, scored):
+        scores[name] = s.subset(kept_names) if len(tracker_missing) < len(missing) else s
+
+    lines = [f"{report.DATASET_TITLES.get(args.dataset, args.dataset)} {split}, protocol {protocol.name}: "
+             f"{len(kept)} sequences"]
+    total = len(split_names(args.dataset, split, args.root))
+    if len(kept) < total:
+        lines.append(f"note: evaluated {len(kept)} of {total} sequences of the {args.dataset} {split} split")
+    if missing:
+        shown = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
+        lines.append(f"note: skipped {len(missing)} sequence(s) without results from every tracker ({shown})")
+    text = "\n".join(lines) + "\n\n" + report.format_table(scores)
+    if args.attributes:
+        by_attribute = report.attribute_scores(scores, kept)
+        key = "ao" if report.columns_of(scores) == report.GOT10K_COLUMNS else "auc"
+        text += "\n" + (report.format_attribute_table(by_attribute, key)
+                        or "(no sequence attributes found for this dataset)\n")
+
+    outputs = {}
+    if args.json:
+        outputs[args.json] = report.to_json(scores).encode()
+    if args.plots:
+        for file_name, png in report.render_plots(scores, args.dataset).items():
+            outputs[os.path.join(args.plots, file_name)] = png
+    return text, outputs
+
+
+def run(args):
+    from evaluation.report import write_bytes
+
+    text, outputs = evaluate(args)
+    for path, data in outputs.items():
+        write_bytes(path, data)
+    print(text, end="")
+    for path in outputs:
+        print(f"wrote {path}")
+    return 0

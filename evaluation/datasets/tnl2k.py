@@ -1,0 +1,43 @@
+"""TNL2K: ``<root>/<seq>/{imgs/*.jpg|png, groundtruth.txt, language.txt}``."""
+
+import os
+
+from evaluation import io
+from evaluation.sequence import FrameList, Sequence
+from mimtrack.errors import UserError
+
+from ._common import read_optional_text, subfolders
+
+
+def _image_files(folder):
+    """jpg/png files of a folder in lexical order (TNL2K mixes both extensions across sequences)."""
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))
+    return [os.path.join(folder, f) for f in names]
+
+
+class TNL2K:
+    """TNL2K; the sequences are the folders present under the root (the test set has 700)."""
+
+    name = "tnl2k"
+    splits = ("test",)
+    default_split = "test"
+
+    def official_names(self, split):
+        return None  # no packaged list: the folders present define the benchmark
+
+    def present_names(self, root, split):
+        names = []
+        for folder in subfolders(root):
+            path = os.path.join(root, folder)
+            if os.path.isfile(os.path.join(path, "groundtruth.txt")):
+                names.append(folder)
+            elif os.path.isdir(os.path.join(path, "imgs")):
+                raise UserError(f"{os.path.join(path, 'groundtruth.txt')}: file not found")
+        return names
+
+    def load(self, root, split, name):
+        folder = os.path.join(root, name)
+        gt = io.read_boxes(os.path.join(folder, "groundtruth.txt"))
+        frames = FrameList(lambda: _image_files(os.path.join(folder, "imgs")))
+        return Sequence(name=name, ground_truth=gt, frames=frames, dataset=self.name,
+                        language=read_optional_text(os.path.join(folder, "language.txt")))

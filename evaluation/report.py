@@ -1,0 +1,127 @@
+"""What ``mimtrack eval`` shows and writes: score tables, per-attribute tables, plots, JSON.
+
+Every function here takes ``scores``: an ordered dict tracker name -> Scores
+(evaluation.protocols). Tables print percent with 2 decimals; JSON keeps
+fractions. Plots follow the LaSOT-matlab toolkit: legend "[0.xxx] Name"
+sorted by score, "Success plots of OPE on LaSOT" titles. Rendering is kept
+apart from writing so that a caller can build every output before writing any.
+"""
+
+import io
+import json
+
+import numpy as np
+
+from mimtrack.fileio import atomic_write
+
+DATASET_TITLES = {"lasot": "LaSOT", "lasot_ext": "LaSOT-ext", "got10k": "GOT-10k", "trackingnet": "TrackingNet",
+                  "otb": "OTB100", "uav123": "UAV123", "uav20l": "UAV20L", "nfs": "NfS", "tnl2k": "TNL2K"}
+
+# (key in Scores.overall, column header): OPE benchmarks, and GOT-10k under its own protocol.
+OPE_COLUMNS = (("auc", "AUC"), ("op50", "OP50"), ("op75", "OP75"), ("precision", "P@20"),
+               ("norm_precision", "NP@0.20"))
+GOT10K_COLUMNS = (("ao", "AO"), ("sr50", "SR0.5"), ("sr75", "SR0.75"))
+
+# curve name -> (title prefix, x label, y label, overall key ranking the legend)
+PLOTS = {
+    "success": ("Success plots", "Overlap threshold", "Success rate", "auc"),
+    "precision": ("Precision plots", "Location error threshold", "Precision", "precision"),
+    "norm_precision": ("Normalized Precision plots", "Normalized location error threshold",
+                       "Normalized precision", "norm_precision"),
+}
+
+
+def columns_of(scores):
+    """The table columns for these scores (AO/SR when they hold GOT-10k numbers)."""
+    overall = next(iter(scores.values())).overall
+    return GOT10K_COLUMNS if "ao" in overall else OPE_COLUMNS
+
+
+def format_table(scores, first_header="Tracker"):
+    """One row per tracker, scores in percent with 2 decimals."""
+    columns = columns_of(scores)
+    rows = [[name] + [f"{100 * s.overall[key]:.2f}" for key, _ in columns] for name, s in scores.items()]
+    return _layout([first_header] + [header for _, header in columns], rows)
+
+
+def attribute_names(sequences):
+    """The attributes of any sequence, in the dataset's order (each tuple follows it)."""
+    names = []
+    for sequence in sorted(sequences, key=lambda s: -len(s.attributes)):  # longest tuple first
+        names.extend(a for a in sequence.attributes if a not in names)
+    return names
+
+
+def attribute_scores(scores, sequences):
+    """{attribute: (number of sequences, {tracker: Scores of those sequences})}; {} without attributes."""
+    table = {}
+    for attribute in attribute_names(sequences):
+        names = [s.name for s in sequences if attribute in s.attributes]
+        table[attribute] = (len(names), {tracker: s.subset(names) for tracker, s in scores.items()})
+    return table
+
+
+def format_attribute_table(by_attribute, key="auc"):
+    """AUC (or AO) per attribute (rows) and tracker (columns), percent."""
+    if not by_attribute:
+        return ""
+    trackers = list(next(iter(by_attribute.values()))[1])
+    rows = [[f"{attribute} ({count})"] + [f"{100 * per_tracker[t].overall[key]:.2f}" for t in trackers]
+            for attribute, (count, per_tracker) in by_attribute.items()]
+    return _layout([f"{key.upper()} by attribute"] + trackers, rows)
+
+
+def _layout(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for row in [header] + rows:
+        cells = [str(row[0]).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(scores):
+    """``{tracker: {"overall": {...}, "per_sequence": {seq: {...}}}}`` (fractions) as text."""
+    data = {name: {"overall": s.overall, "per_sequence": s.per_sequence} for name, s in scores.items()}
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def render_plots(scores, dataset):
+    """{file name: PNG bytes} of the success / precision / normalized-precision plots."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    title_name = DATASET_TITLES.get(dataset, dataset)
+    first = next(iter(scores.values()))
+    images = {}
+    for curve, (title, x_label, y_label, key) in PLOTS.items():
+        if curve not in first.curves:
+            continue
+        if key not in first.overall:  # GOT-10k: the success curve is ranked by AO
+            key = "ao"
+        ranked = sorted(scores.items(), key=lambda item: -item[1].overall[key])
+        figure = Figure(figsize=(6.4, 4.8), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        for name, s in ranked:
+            axes.plot(s.thresholds[curve], s.curves[curve], linewidth=2,
+                      label=f"[{s.overall[key]:.3f}] {name}")
+        thresholds = np.asarray(first.thresholds[curve])
+        axes.set_xlim(thresholds.min(), thresholds.max())
+        axes.set_ylim(0, 1)
+        axes.grid(True, linestyle=":")
+        axes.set_title(f"{title} of OPE on {title_name}")
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        axes.legend(loc="lower left" if curve == "success" else "lower right", fontsize="small")
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        images[f"{curve}_plot.png"] = buffer.getvalue()
+    return images
+
+
+def write_bytes(path, data):
+    """Write one output file atomically."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)

@@ -1,0 +1,187 @@
+"""The Vision Transformer used across the project (pre-training encoder and tracker backbone).
+
+Parameter names follow timm / OSTrack (``patch_embed.proj.weight``, ``blocks.N.attn.qkv.weight``,
+``blocks.N.mlp.fc1.weight``, ``norm.weight``, ...), so MAE, MAE-Lite, DeiT and OSTrack weights map
+one-to-one after their wrapper prefixes are stripped (see ``pretrain.checkpoints``).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from timm.layers import DropPath, Mlp, trunc_normal_
+
+from mimtrack.errors import UserError
+
+VIT_CONFIGS = {
+    # MAE-Lite's ViT-Tiny uses 12 heads of dim 16, not DeiT/timm's 3 heads of dim 64 ("changed to 12 from 3" in
+    # its code). The weight shapes do not depend on the head count, so MAE-Lite weights load into a 3-head model
+    # without any error and then compute a different function: the default here must be 12.
+    "vit_tiny": dict(embed_dim=192, depth=12, num_heads=12),
+    # MAE-Lite's ViT-Small (SMALL.md): dim 384 with 12 heads (the MoCo-v3 convention, not DeiT-S's 6).
+    "vit_small": dict(embed_dim=384, depth=12, num_heads=12),
+    "vit_base": dict(embed_dim=768, depth=12, num_heads=12),
+}
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch x patch convolution; any image whose sides are multiples of the patch size."""
+
+    def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.patch_size}")
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D), tokens in row-major grid order
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; ``return_attention=True`` also returns the (B, heads, N, N) probabilities."""
+
+    def __init__(self, dim, num_heads=12, qkv_bias=True, attn_drop=0.0, proj_drop=0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed dim {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x, return_attention=False):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if return_attention:
+            # Explicit softmax: candidate elimination needs the template->search probabilities.
+            attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+            attn = self.attn_drop(attn)
+            x = attn @ v
+        else:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+        x = self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+        return (x, attn) if return_attention else x
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + MHSA(LN(x)), then x + MLP(LN(x)).
+
+    The two halves are separate methods so that a caller can act between them (OSTrack's
+    candidate elimination drops tokens after attention and before the MLP).
+    """
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward_attention(self, x, return_attention=False):
+        if return_attention:
+            y, attn = self.attn(self.norm1(x), return_attention=True)
+            return x + self.drop_path1(y), attn
+        return x + self.drop_path1(self.attn(self.norm1(x)))
+
+    def forward_mlp(self, x):
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+    def forward(self, x):
+        return self.forward_mlp(self.forward_attention(x))
+
+
+def resample_pos_embed(pos_embed, grid, num_prefix_tokens=1):
+    """(1, P + g*g, D) table -> (1, grid*grid, D): drop the P prefix slots (cls, dist), then resize the
+    g x g grid bicubically (align_corners=False), as OSTrack builds its template/search tables."""
+    patch_pos = pos_embed[:, num_prefix_tokens:]
+    old = int(round(patch_pos.shape[1] ** 0.5))
+    if old * old != patch_pos.shape[1]:
+        raise ValueError(f"pos_embed with {pos_embed.shape[1]} slots is not {num_prefix_tokens} prefix + a square grid")
+    patch_pos = patch_pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos.float(), size=(grid, grid), mode="bicubic", align_corners=False)
+    return patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
+
+
+def _init_weights(module):
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class VisionTransformer(nn.Module):
+    """Plain ViT encoder: patch embedding, cls token, absolute position table, blocks, final norm.
+
+    No classifier: pre-training adds its decoder and the tracker its box head on top of the tokens.
+    """
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=192, depth=12, num_heads=12,
+                 mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.patch_size = patch_size
+        self.grid_size = img_size // patch_size
+        self.num_prefix_tokens = 1
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid_size ** 2, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        drop_path = torch.linspace(0, drop_path_rate, depth).tolist()  # stochastic depth rises linearly
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i])
+            for i in range(depth)
+        ])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.cls_token, std=0.02)
+        self.apply(_init_weights)
+
+    @property
+    def depth(self):
+        return len(self.blocks)
+
+    def embed(self, images):
+        """Images (B, 3, H, W) -> cls + patch tokens with position embeddings (B, 1 + N, D)."""
+        x = self.patch_embed(images)
+        grid = images.shape[-1] // self.patch_size
+        if images.shape[-2] != images.shape[-1] or grid != self.grid_size:
+            if images.shape[-2] != images.shape[-1]:
+                raise ValueError("only square images are supported")
+            pos = resample_pos_embed(self.pos_embed, grid, self.num_prefix_tokens)
+        else:
+            pos = self.pos_embed[:, self.num_prefix_tokens:]
+        cls = self.cls_token + self.pos_embed[:, :1]
+        return torch.cat([cls.expand(x.shape[0], -1, -1), x + pos], dim=1)
+
+    def forward_tokens(self, x):
+        """Run all blocks and the final norm over given tokens (B, N, D)."""
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def forward(self, images):
+        return self.forward_tokens(self.pos_drop(self.embed(images)))
+
+
+def vit_kwargs(name, **overrides):
+    """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
+    if name not in VIT_CONFIGS:
+        raise UserError(f"unknown ViT architecture {name!r} (known: {', '.join(VIT_CONFIGS)})")
+    kwargs = dict(VIT_CONFIGS[name])
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return kwargs
+
+
+def create_vit(name, **overrides):
+    """A registry ViT by name (``vit_tiny``, ``vit_small``, ``vit_base``), e.g. ``create_vit("vit_tiny", img_size=256)``."""
+    return VisionTransformer(**vit_kwargs(name, **overrides))

@@ -1,0 +1,76 @@
+"""Tracker checkpoints in OSTrack's layout: ``{'net': state_dict, ...}``, loaded with strict=True.
+
+Files written here load in OSTrack's code (``ckpt['net']``) and OSTrack / MAE-Lite tracker files load here.
+"""
+
+import os
+import re
+
+import torch
+
+from mimtrack.errors import UserError
+from mimtrack.fileio import atomic_write
+from pretrain.checkpoints import extract_state_dict, load_checkpoint_file, shape_mismatch_message
+
+VIT_NAMES = {192: "ViT-Tiny", 384: "ViT-Small", 768: "ViT-Base"}
+
+
+def save_tracker_checkpoint(path, model, **extra):
+    """Write ``{'net': model.state_dict(), **extra}`` to ``path`` atomically (tensors on the CPU)."""
+    if "net" in extra:
+        raise ValueError("'net' is reserved for the model's state dict")
+    model = getattr(model, "module", model)  # unwrap DDP / DataParallel, as OSTrack's trainer does
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_write(path, "wb") as f:
+        torch.save({"net": state, **extra}, f)
+
+
+def _describe(state):
+    """(embed dim, depth, search grid) of a tracker state dict, None where the key is absent."""
+    proj = state.get("backbone.patch_embed.proj.weight")
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"backbone\.blocks\.(\d+)\.", k))}
+    pos_x = state.get("backbone.pos_embed_x")
+    return (proj.shape[0] if proj is not None else None, len(blocks) or None,
+            int(round(pos_x.shape[1] ** 0.5)) if pos_x is not None else None)
+
+
+def _architecture_hint(file_state, model_state):
+    (dim_f, depth_f, grid_f), (dim_m, depth_m, grid_m) = _describe(file_state), _describe(model_state)
+    if dim_f and dim_f != dim_m:
+        return (f"wrong architecture: checkpoint is {VIT_NAMES.get(dim_f, 'a ViT')} (embed {dim_f}) "
+                f"but the config builds {dim_m}")
+    if depth_f and depth_f != depth_m:
+        return f"wrong architecture: checkpoint has {depth_f} blocks but the config builds {depth_m}"
+    if grid_f and grid_f != grid_m:
+        return f"wrong search size: checkpoint has a {grid_f}x{grid_f} search grid but the config builds {grid_m}x{grid_m}"
+    return "checkpoint does not match the model"
+
+
+def load_tracker_weights(model, path):
+    """Load a tracker checkpoint (``{'net': sd}`` or a plain state dict) into ``model``, strictly.
+
+    Returns the file's other top-level entries (epoch, ...). Missing, unexpected or mis-shaped keys raise a
+    UserError with a short readable list.
+    """
+    path = os.fspath(path)
+    ckpt = load_checkpoint_file(path)
+    state, fmt = extract_state_dict(ckpt, source=path)
+    if not any(k.startswith(("backbone.", "box_head.")) for k in state):
+        raise UserError(f"{path}: not a tracker checkpoint (format '{fmt}', no backbone./box_head. weights); "
+                        "a pre-training checkpoint initialises the backbone instead (build_model(cfg, pretrained=...))")
+    target = getattr(model, "module", model).state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    mismatched = [(k, tuple(v.shape), tuple(target[k].shape)) for k, v in state.items()
+                  if k in target and v.shape != target[k].shape]
+    if missing or unexpected or mismatched:
+        problems = []
+        if mismatched:
+            problems.append(shape_mismatch_message(mismatched))
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = f" ... and {len(keys) - 3} more" if len(keys) > 3 else ""
+                problems.append(f"{label} {', '.join(keys[:3])}{more}")
+        raise UserError(f"{path}: {_architecture_hint(state, target)}: {'; '.join(problems)}")
+    getattr(model, "module", model).load_state_dict(state, strict=True)
+    return {k: v for k, v in ckpt.items() if k != fmt} if fmt != "plain" else {}

@@ -1,0 +1,113 @@
+"""Crops and box transforms shared by inference and training (OSTrack's conventions, reproduced exactly).
+
+Boxes are ``[x, y, w, h]`` in pixels unless a name says ``cx, cy``. Images are HxWxC uint8 arrays.
+"""
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from mimtrack.errors import UserError
+
+
+def crop_square(image, box, factor, output_size):
+    """Crop a square of side ``ceil(sqrt(w*h) * factor)`` centred on ``box`` and resize it to ``output_size``.
+
+    Returns ``(crop, resize_factor, pad_mask)``: the ``output_size`` x ``output_size`` crop, ``output_size / crop_sz``
+    and a bool mask (True = padded pixel). Parts outside the image are black (OSTrack replaced pytracking's replicate
+    padding by zeros). Like OSTrack's ``sample_target``, the right/bottom pad is ``x2 - W + 1``: when the crop reaches
+    the right (bottom) edge, the image's last column (row) is padded over in black too.
+    """
+    x, y, w, h = (float(v) for v in box)
+    area = w * h
+    if not (w > 0 and h > 0 and math.isfinite(area) and math.isfinite(x + y)):
+        raise UserError(f"box {[x, y, w, h]} cannot be cropped: width and height must be finite and > 0")
+    crop_sz = math.ceil(math.sqrt(area) * factor)
+    if crop_sz < 1:
+        raise UserError(f"box {[x, y, w, h]} is too small to crop (crop side {crop_sz} px)")
+    im_h, im_w = image.shape[:2]
+    # Python's round (banker's rounding at .5), as OSTrack.
+    x1 = round(x + 0.5 * w - crop_sz * 0.5)
+    y1 = round(y + 0.5 * h - crop_sz * 0.5)
+    x2, y2 = x1 + crop_sz, y1 + crop_sz
+    x1_pad, y1_pad = max(0, -x1), max(0, -y1)
+    x2_pad, y2_pad = max(x2 - im_w + 1, 0), max(y2 - im_h + 1, 0)
+
+    xs, xe = x1 + x1_pad, x2 - x2_pad
+    ys, ye = y1 + y1_pad, y2 - y2_pad
+    if xs < xe and ys < ye:
+        patch = cv2.copyMakeBorder(image[ys:ye, xs:xe], y1_pad, y2_pad, x1_pad, x2_pad,
+                                   cv2.BORDER_CONSTANT, value=0)
+    else:
+        # The crop misses the image entirely (OSTrack's slicing breaks here): all padding.
+        patch = np.zeros((crop_sz, crop_sz) + image.shape[2:], dtype=image.dtype)
+    mask = np.ones(patch.shape[:2], dtype=np.float64)
+    if xs < xe and ys < ye:
+        mask[y1_pad:y1_pad + (ye - ys), x1_pad:x1_pad + (xe - xs)] = 0
+
+    resize_factor = output_size / crop_sz
+    crop = cv2.resize(patch, (output_size, output_size))   # INTER_LINEAR, cv2's default
+    pad_mask = cv2.resize(mask, (output_size, output_size)).astype(bool)
+    if crop.ndim == 2 and patch.ndim == 3:   # cv2 drops a trailing channel axis of size 1
+        crop = crop[:, :, None]
+    return crop, resize_factor, pad_mask
+
+
+def map_box_back(box_in_crop_px, prev_state, resize_factor, search_size):
+    """A predicted ``cx, cy, w, h`` (image-pixel scale, relative to the search crop's corner) -> image ``[x, y, w, h]``.
+
+    The crop's corner is taken at ``prev_centre - crop_sz / 2`` (crop_sz = search_size / resize_factor), i.e. the
+    crop centre sits at ``search_size / 2`` in crop pixels. Training uses ``(size - 1) / 2`` (see
+    :func:`box_to_crop`): half an output pixel apart. Both are OSTrack's and kept so its weights give its results.
+    """
+    cx, cy, w, h = (float(v) for v in box_in_crop_px)
+    cx_prev = prev_state[0] + 0.5 * prev_state[2]
+    cy_prev = prev_state[1] + 0.5 * prev_state[3]
+    half_side = 0.5 * search_size / resize_factor
+    cx_img = cx + (cx_prev - half_side)
+    cy_img = cy + (cy_prev - half_side)
+    return [cx_img - 0.5 * w, cy_img - 0.5 * h, w, h]
+
+
+def clip_box(box, height, width, margin=10):
+    """Keep ``[x, y, w, h]`` inside the image: x1 in [0, W - margin], x2 in [margin, W], w >= margin (same for y).
+
+    The margin stops the state from collapsing: the tracked box is always at least ``margin`` pixels wide and high.
+    """
+    x1, y1, w, h = (float(v) for v in box)
+    x2, y2 = x1 + w, y1 + h
+    x1 = min(max(0.0, x1), width - margin)
+    x2 = max(min(width, x2), margin)
+    y1 = min(max(0.0, y1), height - margin)
+    y2 = max(min(height, y2), margin)
+    return [x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)]
+
+
+def hann1d(size):
+    """0.5 * (1 - cos(2*pi*k / (size + 1))), k = 1..size: a centred window with no zeros at the borders."""
+    k = torch.arange(1, size + 1, dtype=torch.float32)
+    return 0.5 * (1 - torch.cos((2 * math.pi / (size + 1)) * k))
+
+
+def hann2d(size):
+    """The (size, size) outer product of :func:`hann1d`; multiplies the score map at inference."""
+    window = hann1d(size)
+    return window[:, None] * window[None, :]
+
+
+def box_to_crop(box, crop_center_box, resize_factor, output_size):
+    """Training side: image ``[x, y, w, h]`` -> ``[x, y, w, h]`` in the pixels of a crop centred on ``crop_center_box``.
+
+    OSTrack's ``transform_image_to_crop``: the crop centre is at ``(output_size - 1) / 2``, where inference's
+    :func:`map_box_back` puts it at ``output_size / 2``. A box mapped in with this and back with that therefore moves
+    by ``-0.5 / resize_factor`` image pixels in x and y: the documented half-(crop-)pixel gap, kept for parity.
+    """
+    box = np.asarray(box, dtype=np.float64)
+    ref = np.asarray(crop_center_box, dtype=np.float64)
+    ref_center = ref[:2] + 0.5 * ref[2:]
+    box_center = box[:2] + 0.5 * box[2:]
+    out_center = (output_size - 1) / 2 + (box_center - ref_center) * resize_factor
+    out_wh = box[2:] * resize_factor
+    return np.concatenate([out_center - 0.5 * out_wh, out_wh])

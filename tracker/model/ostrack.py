@@ -1,0 +1,84 @@
+"""The OSTrack network (one-stream ViT + CENTER head) and its builder from a :class:`TrackerConfig`."""
+
+from torch import nn
+
+from mimtrack.errors import UserError
+from pretrain.vit import vit_kwargs
+from tracker.model.backbone import TEMPLATE_RANGES, OneStreamViT
+from tracker.model.head import CenterHead, decode
+
+
+class OSTrack(nn.Module):
+    """``backbone`` (OneStreamViT) + ``box_head`` (CenterHead); state-dict keys are OSTrack's."""
+
+    def __init__(self, backbone, box_head):
+        super().__init__()
+        self.backbone = backbone
+        self.box_head = box_head
+
+    def forward(self, template, search, ce_keep_rate=None):
+        """template (B,3,Hz,Wz), search (B,3,Hx,Wx) normalised images -> dict with ``score_map`` (B,1,fs,fs),
+        ``size_map`` / ``offset_map`` (B,2,fs,fs), ``pred_boxes`` (B,1,4) (cx, cy, w, h in [0, 1] of the
+        search crop), ``backbone_feat`` (B, Lz+Lx, D) and ``removed_indexes_s``."""
+        tokens, aux = self.backbone(template, search, ce_keep_rate=ce_keep_rate)
+        fs = self.backbone.grid_x
+        feat = tokens[:, -fs * fs:].transpose(1, 2).reshape(tokens.shape[0], -1, fs, fs)
+        score_map, size_map, offset_map = self.box_head(feat)
+        boxes = decode(score_map, size_map, offset_map)
+        return {
+            "pred_boxes": boxes.view(-1, 1, 4),
+            "score_map": score_map,
+            "size_map": size_map,
+            "offset_map": offset_map,
+            "backbone_feat": tokens,
+            "removed_indexes_s": aux["removed_indexes_s"],
+        }
+
+
+def _check_config(cfg):
+    b, ce, crop = cfg.model.backbone, cfg.model.ce, cfg.crop
+    for name, size in (("crop.template_size", crop.template_size), ("crop.search_size", crop.search_size)):
+        if size <= 0 or size % b.patch_size:
+            raise UserError(f"{name}={size}: must be a positive multiple of the patch size {b.patch_size}")
+    if len(ce.locations) != len(ce.keep_ratio):
+        raise UserError(f"model.ce: {len(ce.locations)} locations but {len(ce.keep_ratio)} keep ratios")
+    if any(not 0 < r <= 1 for r in ce.keep_ratio):
+        raise UserError(f"model.ce.keep_ratio={ce.keep_ratio}: ratios must lie in (0, 1]")
+    if ce.template_range not in TEMPLATE_RANGES:
+        raise UserError(f"model.ce.template_range={ce.template_range!r}: expected one of {', '.join(TEMPLATE_RANGES)}")
+    if cfg.model.head.type != "center":
+        raise UserError(f"model.head.type={cfg.model.head.type!r}: only 'center' is implemented")
+    if cfg.model.head.channels < 8 or cfg.model.head.channels % 8:
+        raise UserError(f"model.head.channels={cfg.model.head.channels}: must be a multiple of 8")
+
+
+def build_model(cfg, pretrained=None):
+    """Build OSTrack from ``cfg`` (TrackerConfig); ``pretrained``: a pre-training checkpoint (MAE, MAE-Lite,
+    DeiT, or an OSTrack file) to initialise the backbone from. Its LoadReport is printed and kept as
+    ``model.pretrained_report``."""
+    _check_config(cfg)
+    b, ce = cfg.model.backbone, cfg.model.ce
+    arch = vit_kwargs(b.arch, embed_dim=b.embed_dim, depth=b.depth, num_heads=b.num_heads)
+    if any(not 0 <= loc < arch["depth"] for loc in ce.locations):
+        raise UserError(f"model.ce.locations={ce.locations}: block indices must lie in [0, {arch['depth']})")
+    if arch["embed_dim"] % arch["num_heads"]:
+        raise UserError(f"model.backbone: embed_dim {arch['embed_dim']} is not divisible by {arch['num_heads']} heads")
+    backbone = OneStreamViT(
+        template_size=cfg.crop.template_size,
+        search_size=cfg.crop.search_size,
+        ce_locations=list(ce.locations),
+        ce_keep_ratios=list(ce.keep_ratio),
+        ce_template_range=ce.template_range,
+        pretrained_grid=b.pretrained_grid,
+        patch_size=b.patch_size,
+        drop_path_rate=b.drop_path,
+        **arch,
+    )
+    model = OSTrack(backbone, CenterHead(arch["embed_dim"], cfg.model.head.channels))
+    model.pretrained_report = None
+    if pretrained:
+        from pretrain.checkpoints import load_pretrained_backbone
+
+        model.pretrained_report = load_pretrained_backbone(backbone, pretrained)
+        print(f"backbone initialised from {pretrained}: {model.pretrained_report.summary()}")
+    return model
