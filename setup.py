@@ -25,9 +25,12 @@ setup(
         "torchvision",
         "timm>=0.9",
         "einops>=0.6",
+        "lmdb>=1.4",
     ],
     extras_require={
-        "dev": ["pytest>=7", "got10k==0.1.3", "six"],
+        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        "tensorboard": ["tensorboard"],
+        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
     },
     entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},
     classifiers=[

@@ -17,6 +17,12 @@ SUBCOMMANDS = {
     "pack": ("evaluation.submit", "pack GOT-10k / TrackingNet test results into a server submission zip"),
     "track": ("tracker.runner", "run a tracker over a benchmark and write result files"),
     "demo": ("tracker.demo", "track one object in a video file or image folder"),
+    "train": ("tracker.train.cli", "train a tracker from a recipe (one process, or torchrun for DDP)"),
+    "make-synthetic": ("tracker.data.synthetic", "write a synthetic tracking dataset in an official layout"),
+    "pack-lmdb": ("tracker.data.lmdb_pack", "convert a training dataset into an LMDB"),
+    "export": ("tracker.export", "export a tracker network to ONNX"),
+    "bench": ("tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),
+    "pretrain": ("pretrain.main", "pre-train a ViT backbone (MAE-lite, distillation, D2, MoCo-v3)"),
 }
 
 

@@ -61,11 +61,67 @@ class InferenceConfig:
 
 
 @dataclasses.dataclass
+class TrainDataset:
+    """One training source: a dataset family, its split and its sampling weight."""
+
+    name: str                       # lasot, got10k, coco, trackingnet, custom, or their -lmdb forms
+    split: str = ""                 # e.g. lasot 'train', got10k 'vottrain' / 'train_full', coco 'train2017'
+    ratio: float = 1.0              # relative probability of drawing a sample from this source
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Pair sampling and processing (OSTrack's DATA.* section; tracker.md section 3)."""
+
+    train: list[TrainDataset] = dataclasses.field(default_factory=list)
+    val: list[TrainDataset] = dataclasses.field(default_factory=list)
+    samples_per_epoch: int = 60000
+    val_samples: int = 10000
+    max_gap: int = 200              # causal sampling: search frame within (template, template + max_gap]
+    min_visible_frames: int = 20
+    template_center_jitter: float = 0.0
+    template_scale_jitter: float = 0.0
+    search_center_jitter: float = 3.0
+    search_scale_jitter: float = 0.25
+    grayscale_prob: float = 0.05
+    flip_prob: float = 0.5
+    brightness_jitter: float = 0.2
+    num_workers: int = 8
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Losses and optimisation (OSTrack's TRAIN.* section; tracker.md section 3.3, 3.4)."""
+
+    epochs: int = 300
+    batch_size: int = 32            # per process; OSTrack's global batch is 32 x 4 GPUs
+    lr: float = 4e-4
+    backbone_lr_mult: float = 0.1
+    weight_decay: float = 1e-4
+    lr_drop_epoch: int = 240        # StepLR x0.1 at this epoch (80% of 300)
+    grad_clip: float = 0.1
+    focal_weight: float = 1.0
+    giou_weight: float = 2.0
+    l1_weight: float = 5.0
+    ce_start_epoch: int = 20        # keep rate 1.0 before, cosine down to the model's ratio over ce_warm_epoch
+    ce_warm_epoch: int = 80
+    amp: str = "none"               # none | bf16 | fp16 (GPU only)
+    pretrained: str | None = None   # backbone initialisation: a MAE / MAE-Lite / DeiT / timm checkpoint
+    checkpoint_every: int = 20      # epochs
+    val_every: int = 20             # epochs
+    seed: int = 42
+    max_nan_steps: int = 20         # consecutive NaN losses before training stops with a checkpoint
+    tensorboard: bool = False
+
+
+@dataclasses.dataclass
 class TrackerConfig:
     name: str = ""
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     crop: CropConfig = dataclasses.field(default_factory=CropConfig)
     inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
 def load_tracker_config(name_or_path, overrides=None):
