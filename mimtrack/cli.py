@@ -23,6 +23,10 @@ SUBCOMMANDS = {
     "export": ("tracker.export", "export a tracker network to ONNX"),
     "bench": ("tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),
     "pretrain": ("pretrain.main", "pre-train a ViT backbone (MAE-lite, distillation, D2, MoCo-v3)"),
+    "finetune": ("pretrain.transfer.finetune", "fine-tune a ViT classifier on an ImageNet-layout folder"),
+    "linprobe": ("pretrain.transfer.linprobe", "linear probing of a frozen ViT on an ImageNet-layout folder"),
+    "segment": ("pretrain.transfer.segment", "semantic segmentation transfer (ViT + Semantic FPN, ADE20K layout)"),
+    "analyze": ("pretrain.analysis.cli", "representation analysis: layer probing, CKA, attention distance / entropy"),
 }
 
 

@@ -3,7 +3,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import tracker.inference as inference
 from mimtrack.cli import main
@@ -14,14 +13,6 @@ from tracker.clip import demo_clip, render_clip
 from tracker.config import load_tracker_config
 
 CONFIG = "vit_tiny_256_ce"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_tracker_checkpoint(path, build_model(load_tracker_config(CONFIG)))
-    return path
 
 
 @pytest.fixture

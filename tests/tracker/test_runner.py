@@ -3,14 +3,11 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 import tracker.inference as inference
 from mimtrack.cli import main
 from tests.fabricate import make_got10k, make_otb
-from tracker import build_model, load_tracker, read_image_rgb
-from tracker.checkpoints import save_tracker_checkpoint
-from tracker.config import load_tracker_config
+from tracker import load_tracker, read_image_rgb
 
 CONFIG = "vit_tiny_256_ce"
 GTS = {  # boxes inside the fabricated 64 x 48 frames
@@ -21,15 +18,6 @@ GTS = {  # boxes inside the fabricated 64 x 48 frames
 
 def has_module(name):
     return importlib.util.find_spec(name) is not None
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A real, untrained ViT-Tiny tracker checkpoint."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_tracker_checkpoint(path, build_model(load_tracker_config(CONFIG)))
-    return path
 
 
 @pytest.fixture(scope="module")
