@@ -14,6 +14,7 @@ setup(
     package_data={
         "experiments": ["*/*.yaml"],
         "evaluation": ["datasets/splits/*"],
+        "tracker": ["weights/*.pth"],
     },
     install_requires=[
         "numpy>=1.23",

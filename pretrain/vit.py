@@ -53,6 +53,12 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def attention_logits(self, x):
+        """Pre-softmax scaled scores q.k^T / sqrt(head_dim), (B, heads, N, N): the attention-distillation target."""
+        b, n, _ = x.shape
+        q, k = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)[:2]
+        return (q @ k.transpose(-2, -1)) * self.scale
+
     def forward(self, x, return_attention=False):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
@@ -91,6 +97,10 @@ class Block(nn.Module):
 
     def forward_mlp(self, x):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+    def attention_logits(self, x):
+        """The attention logits this block computes for the stream ``x`` entering it."""
+        return self.attn.attention_logits(self.norm1(x))
 
     def forward(self, x):
         return self.forward_mlp(self.forward_attention(x))

@@ -70,6 +70,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         f.write("new")
     assert target.read_text() == "new"
     assert os.listdir(tmp_path) == ["out.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_cli_unknown_command_exits_2(capsys):

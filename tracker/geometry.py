@@ -12,13 +12,11 @@ import torch
 from mimtrack.errors import UserError
 
 
-def crop_square(image, box, factor, output_size):
-    """Crop a square of side ``ceil(sqrt(w*h) * factor)`` centred on ``box`` and resize it to ``output_size``.
+def crop_window(box, factor, image_size):
+    """OSTrack's crop of ``box``: ``(x1, y1, crop_sz, pads)``, pads = (left, top, right, bottom) in pixels.
 
-    Returns ``(crop, resize_factor, pad_mask)``: the ``output_size`` x ``output_size`` crop, ``output_size / crop_sz``
-    and a bool mask (True = padded pixel). Parts outside the image are black (OSTrack replaced pytracking's replicate
-    padding by zeros). Like OSTrack's ``sample_target``, the right/bottom pad is ``x2 - W + 1``: when the crop reaches
-    the right (bottom) edge, the image's last column (row) is padded over in black too.
+    Side ``ceil(sqrt(w*h) * factor)``, top-left ``round(centre - side / 2)`` (Python's banker's rounding, as
+    OSTrack); ``image_size`` is (height, width). The right/bottom pad is ``x2 - W + 1``, as OSTrack's.
     """
     x, y, w, h = (float(v) for v in box)
     area = w * h
@@ -27,31 +25,52 @@ def crop_square(image, box, factor, output_size):
     crop_sz = math.ceil(math.sqrt(area) * factor)
     if crop_sz < 1:
         raise UserError(f"box {[x, y, w, h]} is too small to crop (crop side {crop_sz} px)")
-    im_h, im_w = image.shape[:2]
-    # Python's round (banker's rounding at .5), as OSTrack.
+    im_h, im_w = image_size
     x1 = round(x + 0.5 * w - crop_sz * 0.5)
     y1 = round(y + 0.5 * h - crop_sz * 0.5)
     x2, y2 = x1 + crop_sz, y1 + crop_sz
-    x1_pad, y1_pad = max(0, -x1), max(0, -y1)
-    x2_pad, y2_pad = max(x2 - im_w + 1, 0), max(y2 - im_h + 1, 0)
+    pads = (max(0, -x1), max(0, -y1), max(x2 - im_w + 1, 0), max(y2 - im_h + 1, 0))
+    return x1, y1, crop_sz, pads
 
-    xs, xe = x1 + x1_pad, x2 - x2_pad
-    ys, ye = y1 + y1_pad, y2 - y2_pad
+
+def crop_resize(image, box, factor, output_size, out=None):
+    """The crop of :func:`crop_square` without its pad mask -> ``(crop, resize_factor)``: what inference needs.
+
+    Same operations in the same order (black padding, then one cv2 INTER_LINEAR resize), so the crop is
+    bit-identical; resizing first and padding after is not (the border pixels blend the black into the image).
+    The padding copy is skipped when the crop lies inside the image. ``out``: an optional preallocated
+    ``output_size`` x ``output_size`` x C uint8 array to resize into (C > 1).
+    """
+    x1, y1, crop_sz, (left, top, right, bottom) = crop_window(box, factor, image.shape[:2])
+    xs, xe = x1 + left, x1 + crop_sz - right
+    ys, ye = y1 + top, y1 + crop_sz - bottom
     if xs < xe and ys < ye:
-        patch = cv2.copyMakeBorder(image[ys:ye, xs:xe], y1_pad, y2_pad, x1_pad, x2_pad,
-                                   cv2.BORDER_CONSTANT, value=0)
+        patch = image[ys:ye, xs:xe]
+        if left or top or right or bottom:
+            patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
     else:
         # The crop misses the image entirely (OSTrack's slicing breaks here): all padding.
         patch = np.zeros((crop_sz, crop_sz) + image.shape[2:], dtype=image.dtype)
-    mask = np.ones(patch.shape[:2], dtype=np.float64)
-    if xs < xe and ys < ye:
-        mask[y1_pad:y1_pad + (ye - ys), x1_pad:x1_pad + (xe - xs)] = 0
-
-    resize_factor = output_size / crop_sz
-    crop = cv2.resize(patch, (output_size, output_size))   # INTER_LINEAR, cv2's default
-    pad_mask = cv2.resize(mask, (output_size, output_size)).astype(bool)
+    crop = cv2.resize(patch, (output_size, output_size), dst=out)   # INTER_LINEAR, cv2's default
     if crop.ndim == 2 and patch.ndim == 3:   # cv2 drops a trailing channel axis of size 1
         crop = crop[:, :, None]
+    return crop, output_size / crop_sz
+
+
+def crop_square(image, box, factor, output_size):
+    """Crop a square of side ``ceil(sqrt(w*h) * factor)`` centred on ``box`` and resize it to ``output_size``.
+
+    Returns ``(crop, resize_factor, pad_mask)``: the ``output_size`` x ``output_size`` crop, ``output_size / crop_sz``
+    and a bool mask (True = padded pixel). Parts outside the image are black (OSTrack replaced pytracking's replicate
+    padding by zeros). Like OSTrack's ``sample_target``, the right/bottom pad is ``x2 - W + 1``: when the crop reaches
+    the right (bottom) edge, the image's last column (row) is padded over in black too.
+    """
+    crop, resize_factor = crop_resize(image, box, factor, output_size)
+    x1, y1, crop_sz, (left, top, right, bottom) = crop_window(box, factor, image.shape[:2])
+    mask = np.ones((crop_sz, crop_sz), dtype=np.float64)
+    if left + right < crop_sz and top + bottom < crop_sz:
+        mask[top:crop_sz - bottom, left:crop_sz - right] = 0
+    pad_mask = cv2.resize(mask, (output_size, output_size)).astype(bool)
     return crop, resize_factor, pad_mask
 
 

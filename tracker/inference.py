@@ -20,14 +20,15 @@ import torch
 
 from mimtrack.errors import UserError
 from tracker.config import load_tracker_config
-from tracker.geometry import clip_box, crop_square, hann2d, map_box_back
+from tracker.geometry import clip_box, crop_resize, hann2d, map_box_back
+from tracker.model.head import decode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The bundled demo tracker: package weights and the recipe they were trained with.
 DEMO_WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "demo.pth"
-DEMO_RECIPE = "vit_tiny_256_ce"
+DEMO_RECIPE = "demo_tiny"   # experiments/tracking/demo_tiny.yaml: the recipe demo.pth was trained with
 NO_DEMO_WEIGHTS = "no bundled demo weights in this version: pass --config C --checkpoint W"
 
 
@@ -69,32 +70,58 @@ def check_init_box(box, height, width):
 
 
 class Tracker:
-    """Tracks one object; ``model`` is an OSTrack-style network (``tracker.model.build_model``)."""
+    """Tracks one object; ``model`` is an OSTrack-style network (``tracker.model.build_model``).
 
-    def __init__(self, model, cfg, device="cpu"):
+    ``network`` runs the model each frame (:mod:`tracker.backends`; default: ``TorchNetwork(model)``, which embeds
+    the template once). The crop and normalisation buffers are allocated once and reused every frame.
+    """
+
+    def __init__(self, model, cfg, device="cpu", network=None):
+        from tracker.backends import TorchNetwork
+
         self.cfg = cfg
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.network = network if network is not None else TorchNetwork(model, self.device)
+        self.model = self.network.model if isinstance(self.network, TorchNetwork) else model
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self.mean_np = np.array(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+        self.std_np = np.array(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
         feat_size = cfg.crop.search_size // cfg.model.backbone.patch_size
         self.window = hann2d(feat_size).to(self.device) if cfg.inference.hann_window else None
+        size = cfg.crop.search_size
+        self.search_pixels = np.empty((size, size, 3), dtype=np.uint8)
+        self.search_input = torch.empty(1, 3, size, size, device=self.device)
         self.template = None
         self.state = None   # the last box [x, y, w, h]; the next search region is centred on it
 
-    def _normalise(self, crop):
-        """uint8 HxWx3 crop -> ImageNet-normalised 1x3xHxW float32 on the device (OSTrack's order of operations)."""
-        pixels = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device)
-        pixels = pixels.float().permute(2, 0, 1).unsqueeze(0)
-        return (pixels / 255.0 - self.mean) / self.std
+    def _normalise(self, crop, out=None):
+        """uint8 HxWx3 crop -> ImageNet-normalised 1x3xHxW float32 on the device, into ``out`` if given.
+
+        OSTrack's operations in its order ((x / 255 - mean) / std) in float32, done in place: bit-identical to it.
+        On the CPU numpy does it (one thread, in ``out``'s memory): torch's thread pool would otherwise spin
+        beside ONNX Runtime's and slow its next forward down.
+        """
+        if out is None:
+            out = torch.empty((1, 3) + crop.shape[:2], device=self.device)
+        if self.device.type == "cpu":
+            pixels = out.numpy()[0]
+            np.copyto(pixels, crop.transpose(2, 0, 1), casting="unsafe")   # uint8 -> float32 is exact
+            np.divide(pixels, np.float32(255.0), out=pixels)
+            np.subtract(pixels, self.mean_np, out=pixels)
+            np.divide(pixels, self.std_np, out=pixels)
+            return out
+        out.copy_(torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0))
+        return out.div_(255.0).sub_(self.mean).div_(self.std)
 
     @torch.inference_mode()
     def initialize(self, image, box):
         """Start tracking ``box`` ([x, y, w, h] pixels) in ``image``; the template is cropped once and kept."""
         image = as_rgb(image)
         box = check_init_box(box, *image.shape[:2])
-        crop, _, _ = crop_square(image, box, self.cfg.crop.template_factor, self.cfg.crop.template_size)
+        crop, _ = crop_resize(image, box, self.cfg.crop.template_factor, self.cfg.crop.template_size)
         self.template = self._normalise(crop)
+        self.network.set_template(self.template)
         self.state = box
 
     @torch.inference_mode()
@@ -109,12 +136,12 @@ class Tracker:
         image = as_rgb(image)
         height, width = image.shape[:2]
         search_size = self.cfg.crop.search_size
-        crop, resize_factor, _ = crop_square(image, self.state, self.cfg.crop.search_factor, search_size)
-        out = self.model(self.template, self._normalise(crop))
+        crop, resize_factor = crop_resize(image, self.state, self.cfg.crop.search_factor, search_size,
+                                          out=self.search_pixels)
+        score_map, size_map, offset_map = self.network(self._normalise(crop, self.search_input))
 
-        score_map = out["score_map"]
         response = score_map * self.window if self.window is not None else score_map
-        box_norm = self.model.box_head.decode(response, out["size_map"], out["offset_map"])[0]
+        box_norm = decode(response, size_map, offset_map)[0]
         peak = int(response.flatten(1)[0].argmax())
         score = float(score_map.flatten(1)[0, peak])
 
@@ -135,12 +162,18 @@ def resolve_device(name):
     return device
 
 
-def load_tracker(config=None, checkpoint=None, device=None, overrides=None):
+def load_tracker(config=None, checkpoint=None, device=None, overrides=None, backend="torch", threads=None,
+                 precision="fp32", compile=False, cache_dir=None):
     """Build a :class:`Tracker` from a recipe (name or path) and a tracker checkpoint.
 
     Both None: the bundled demo tracker. A config without a checkpoint: untrained weights (a warning says so).
     ``device`` None uses the recipe's ``inference.device``; ``overrides`` are ``--set key=value`` strings.
+    ``backend``: ``torch`` (the reference), ``torch-int8`` (dynamic int8 Linear layers), ``onnxruntime`` or
+    ``onnxruntime-int8`` (the graph is exported on first use and cached in ``cache_dir``, see
+    :func:`tracker.export.cached_onnx`). ``threads``: intra-op threads (None: torch's default, ONNX Runtime
+    the physical cores). ``precision`` fp16/bf16 (autocast) and ``compile`` apply to the torch backend.
     """
+    from tracker.backends import OnnxNetwork, TorchNetwork, check_backend, quantize_torch_int8
     from tracker.checkpoints import load_tracker_weights
     from tracker.model import build_model
 
@@ -152,6 +185,11 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None):
         raise UserError(f"--checkpoint {checkpoint}: also pass --config, the recipe the checkpoint was trained with")
     cfg = load_tracker_config(config, overrides)
     device = resolve_device(device or cfg.inference.device)
+    check_backend(backend, device)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be >= 1")
+    if (precision != "fp32" or compile) and not backend.startswith("torch"):
+        raise UserError(f"--backend {backend}: precision and compile options apply to the torch backend only")
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: file not found")
     model = build_model(cfg)
@@ -159,4 +197,16 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None):
         print(f"warning: no checkpoint given: tracking with the untrained weights of {cfg.name}", file=sys.stderr)
     else:
         load_tracker_weights(model, checkpoint)
-    return Tracker(model, cfg, device)
+    model.eval()
+    if threads is not None and backend.startswith("torch"):
+        torch.set_num_threads(threads)
+    if backend == "torch":
+        network = TorchNetwork(model, device, precision, compile)
+    elif backend == "torch-int8":
+        network = TorchNetwork(quantize_torch_int8(model), device, precision, compile)
+    else:
+        from tracker.export import cached_onnx
+
+        path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir)
+        network = OnnxNetwork(path, device, threads)
+    return Tracker(model, cfg, device, network)

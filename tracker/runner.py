@@ -31,6 +31,11 @@ def add_arguments(parser):
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help="track only these sequences")
     parser.add_argument("--results", required=True, help="folder for the result files")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the recipe's inference.device)")
+    parser.add_argument("--backend", default="torch",
+                        choices=("torch", "onnxruntime", "onnxruntime-int8", "torch-int8"),
+                        help="network runtime (default torch, the reference; onnx* export the graph on first use)")
+    parser.add_argument("--threads", type=int, help="intra-op threads per process (default: the physical cores, "
+                        "split between --workers)")
     parser.add_argument("--workers", type=int, default=1,
                         help="track N sequences at once in N processes (torch threads are split between them)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -91,7 +96,7 @@ def _init_worker(tracker_args, threads):
 
     global _WORKER_TRACKER
     torch.set_num_threads(threads)
-    _WORKER_TRACKER = load_tracker(**tracker_args)
+    _WORKER_TRACKER = load_tracker(**dict(tracker_args, threads=threads))
 
 
 def _run_in_worker(job, results_dir, dataset):
@@ -135,7 +140,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
                 bar.set_postfix_str(job[0])
             return done, skipped
         del tracker
-        threads = max(1, torch.get_num_threads() // workers)
+        threads = tracker_args["threads"] or max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                                     initargs=(tracker_args, threads)) as pool:
@@ -168,7 +173,7 @@ def run(args):
     if not os.path.isdir(args.root):
         raise UserError(f"--root {args.root}: folder not found")
     tracker_args = dict(config=args.config, checkpoint=args.checkpoint, device=args.device,
-                        overrides=args.overrides)
+                        overrides=args.overrides, backend=args.backend, threads=args.threads)
     if args.config is None and args.checkpoint is None:
         from tracker.inference import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
         if not DEMO_WEIGHTS.is_file():

@@ -71,7 +71,18 @@ class OneStreamViT(VisionTransformer):
         ``ce_keep_rate`` replaces the keep ratio (< 1) of every CE block (the training schedule); 1.0 disables CE.
         aux: ``removed_indexes_s`` (one (B, n) tensor per eliminating block), ``kept_index_s`` (B, kept).
         """
-        z = self.patch_embed(template) + self.pos_embed_z
+        return self.forward_cached(self.embed_template(template), search, ce_keep_rate)
+
+    def embed_template(self, template):
+        """Template image (B, 3, Hz, Wz) -> its tokens (B, Lz, D) before the blocks.
+
+        The template is fixed while tracking, so a tracker computes this once (:meth:`forward_cached` takes it).
+        Only this part can be cached: in the one-stream blocks the template tokens attend to the search tokens.
+        """
+        return self.patch_embed(template) + self.pos_embed_z
+
+    def forward_cached(self, z, search, ce_keep_rate=None):
+        """:meth:`forward` with the template already embedded (``z`` from :meth:`embed_template`)."""
         x = self.patch_embed(search) + self.pos_embed_x
         len_z, len_x = z.shape[1], x.shape[1]
         tokens = self.pos_drop(torch.cat([z, x], dim=1))

@@ -20,7 +20,11 @@ class OSTrack(nn.Module):
         """template (B,3,Hz,Wz), search (B,3,Hx,Wx) normalised images -> dict with ``score_map`` (B,1,fs,fs),
         ``size_map`` / ``offset_map`` (B,2,fs,fs), ``pred_boxes`` (B,1,4) (cx, cy, w, h in [0, 1] of the
         search crop), ``backbone_feat`` (B, Lz+Lx, D) and ``removed_indexes_s``."""
-        tokens, aux = self.backbone(template, search, ce_keep_rate=ce_keep_rate)
+        return self.forward_cached(self.backbone.embed_template(template), search, ce_keep_rate)
+
+    def forward_cached(self, template_tokens, search, ce_keep_rate=None):
+        """:meth:`forward` with the template embedded once by ``backbone.embed_template`` (what a tracker caches)."""
+        tokens, aux = self.backbone.forward_cached(template_tokens, search, ce_keep_rate=ce_keep_rate)
         fs = self.backbone.grid_x
         feat = tokens[:, -fs * fs:].transpose(1, 2).reshape(tokens.shape[0], -1, fs, fs)
         score_map, size_map, offset_map = self.box_head(feat)

@@ -1,0 +1,132 @@
+"""Training state shared by the trainers: RNG snapshots, atomic checkpoints, the latest checkpoint, stop signals.
+
+Checkpoints hold only tensors, numbers, strings, lists and dicts, so they load with
+``torch.load(weights_only=True)`` (no pickled classes).
+"""
+
+import os
+import random
+import re
+import signal
+import threading
+
+import numpy as np
+import torch
+
+from mimtrack.errors import UserError
+from mimtrack.fileio import atomic_write
+
+LAST_NAME = "last.pth"
+EPOCH_PATTERN = re.compile(r"^checkpoint_e(\d+)\.pth$")
+
+
+def epoch_checkpoint_name(epoch):
+    """File name of the checkpoint kept for ``epoch``: ``checkpoint_eNNNN.pth``."""
+    return f"checkpoint_e{epoch:04d}.pth"
+
+
+def rng_state():
+    """Snapshot of the python, numpy, torch (and CUDA, when present) generators, weights_only-loadable."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore a snapshot taken by :func:`rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:  # a different GPU count: restore what maps, the rest keep their seeds
+            for index, s in enumerate(cuda_states[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(s, index)
+
+
+def save_checkpoint(path, payload):
+    """``torch.save(payload)`` to ``path`` atomically: readers see the old file or the new one, never half."""
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint` (weights_only); UserError on a bad file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt / foreign pickle: one line, not a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: cannot read checkpoint ({first})") from None
+
+
+def latest_checkpoint(output_dir):
+    """The checkpoint to resume from in ``output_dir``: ``last.pth`` if present, else the highest
+    ``checkpoint_eNNNN.pth``; None when there is none (or the folder does not exist)."""
+    output_dir = os.fspath(output_dir)
+    last = os.path.join(output_dir, LAST_NAME)
+    if os.path.isfile(last):
+        return last
+    if not os.path.isdir(output_dir):
+        return None
+    numbered = [(int(m.group(1)), name) for name in os.listdir(output_dir) if (m := EPOCH_PATTERN.match(name))]
+    if not numbered:
+        return None
+    return os.path.join(output_dir, max(numbered)[1])
+
+
+class StopSignals:
+    """Context manager turning SIGINT / SIGTERM into a flag the training loop polls.
+
+        with StopSignals() as stop:
+            for step in ...:
+                ...
+                if stop.requested:
+                    save a checkpoint; break
+
+    A second signal while the flag is already set raises KeyboardInterrupt (the user insists). Outside the main
+    thread signals cannot be caught, so the manager is inert there. ``trigger()`` sets the flag by hand (tests).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.signal_name = None
+        self._previous = {}
+
+    def trigger(self, name="manual"):
+        self.requested = True
+        self.signal_name = name
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
+        self.trigger(signal.Signals(signum).name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        return False

@@ -1,0 +1,294 @@
+"""Image classification on top of a (pre-trained) ViT: the model, the loop and top-1/top-5 evaluation.
+
+Shared by ``mimtrack finetune`` (every weight trains, MAE-Lite's recipe: AdamW, layer-wise lr decay, mixup,
+RandAugment, EMA optional) and ``mimtrack linprobe`` (frozen encoder, BatchNorm + linear head, LARS).
+One process, or one per GPU under ``torchrun`` (DDP through ``mimtrack.distributed``).
+"""
+
+import json
+import math
+import os
+import time
+
+import torch
+from torch import nn
+
+from mimtrack import distributed as dist
+from mimtrack import trainstate
+from mimtrack.config import to_dict
+from mimtrack.errors import UserError
+from mimtrack.fileio import write_text_atomic
+from pretrain.checkpoints import load_pretrained_backbone
+from pretrain.transfer.config import load_classify_config
+from pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
+from pretrain.vit import create_vit
+
+
+class ViTClassifier(nn.Module):
+    """ViT encoder + pooling + head.
+
+    ``global_pool="avg"``: mean of the patch tokens then ``fc_norm`` (the encoder's final norm is dropped, as MAE's
+    fine-tuning model does); ``"token"``: the cls token after the final norm. ``probe=True`` puts
+    BatchNorm1d(affine=False) before the linear layer (MAE's linear-probe head).
+    """
+
+    def __init__(self, backbone, num_classes, global_pool="avg", probe=False, head_init_std=2e-5):
+        super().__init__()
+        dim = backbone.embed_dim
+        self.backbone = backbone
+        self.global_pool = global_pool
+        if global_pool == "avg":
+            backbone.norm = nn.Identity()
+            self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
+        else:
+            self.fc_norm = nn.Identity()
+        linear = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(linear.weight, std=head_init_std)
+        nn.init.zeros_(linear.bias)
+        self.head = nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6), linear) if probe else linear
+
+    def forward_features(self, images):
+        tokens = self.backbone(images)
+        pooled = tokens[:, 1:].mean(dim=1) if self.global_pool == "avg" else tokens[:, 0]
+        return self.fc_norm(pooled)
+
+    def forward(self, images):
+        return self.head(self.forward_features(images))
+
+    def group_matcher(self, coarse=False):
+        """Layer ids for timm's layer-wise lr decay: embeddings 0, block i -> i + 1, and everything unmatched
+        (norms, head) one group after the last block, as MAE-Lite's lr_decay.py (not timm's ViT, which merges
+        the final norm and head into the last block's group)."""
+        return dict(stem=r"^backbone\.(?:cls_token|pos_embed|patch_embed)", blocks=r"^backbone\.blocks\.(\d+)")
+
+    def no_weight_decay(self):
+        return {"backbone.pos_embed", "backbone.cls_token"}
+
+
+def build_classifier(cfg, num_classes, probe=False):
+    m = cfg.model
+    backbone = create_vit(m.arch, img_size=m.img_size, patch_size=m.patch_size, embed_dim=m.embed_dim,
+                          depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path)
+    model = ViTClassifier(backbone, num_classes, m.global_pool, probe, cfg.train.head_init_std)
+    if cfg.pretrained:
+        report = load_pretrained_backbone(backbone, cfg.pretrained)
+        if dist.is_main():
+            print(f"pretrained {cfg.pretrained}: {report.summary()}")
+    if probe:  # only the head learns; the encoder stays in eval mode (see train_one_epoch)
+        for p in backbone.parameters():
+            p.requires_grad = False
+    return model
+
+
+def build_optimizer(cfg, model, total_batch, layer_decay=True):
+    """timm optimizer with layer-wise decay (unless ``layer_decay=False``: a probe head has no layers) and no
+    weight decay on 1-D params / pos_embed / cls_token."""
+    from timm.optim import create_optimizer_v2
+
+    o = cfg.optim
+    lr = o.lr if o.lr is not None else o.blr * total_batch / 256
+    kwargs = dict(momentum=o.momentum) if o.name in ("sgd", "momentum", "lars", "nesterov") else {}
+    if o.name.startswith("adam"):
+        kwargs = dict(betas=tuple(o.betas))
+    try:
+        return create_optimizer_v2(model, opt=o.name, lr=lr, weight_decay=o.weight_decay,
+                                   layer_decay=o.layer_decay if layer_decay else None, **kwargs), lr
+    except (ValueError, AssertionError) as exc:
+        raise UserError(f"config optim.name={o.name!r}: {exc}") from None
+
+
+def build_scheduler(cfg, optimizer, steps_per_epoch):
+    """Per-iteration linear warmup from 0, then cosine to min_lr (timm scales each group by its lr_scale)."""
+    from timm.scheduler import CosineLRScheduler
+
+    total = cfg.train.epochs * steps_per_epoch
+    warmup = min(int(cfg.optim.warmup_epochs * steps_per_epoch), total - 1)
+    return CosineLRScheduler(optimizer, t_initial=max(total - warmup, 1), lr_min=cfg.optim.min_lr, warmup_t=warmup,
+                             warmup_lr_init=0.0, warmup_prefix=True, t_in_epochs=False)
+
+
+def build_loss(cfg, num_classes):
+    """(mixup or None, criterion): soft-target CE under mixup/cutmix, else (label-smoothed) CE."""
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+
+    d = cfg.data
+    if d.mixup > 0 or d.cutmix > 0:
+        mixup = Mixup(mixup_alpha=d.mixup, cutmix_alpha=d.cutmix, label_smoothing=d.smoothing,
+                      num_classes=num_classes)
+        return mixup, SoftTargetCrossEntropy()
+    return None, nn.CrossEntropyLoss(label_smoothing=d.smoothing)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, amp=False):
+    """Top-1 / top-5 (fractions) over the loader, summed across ranks. top-5 is top-k for k = #classes < 5."""
+    model.eval()
+    counts = torch.zeros(3, dtype=torch.float64, device=device)  # correct@1, correct@5, n
+    for images, targets in loader:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits = model(images)
+        k = min(5, logits.shape[1])
+        top = logits.float().topk(k, dim=1).indices
+        hits = top.eq(targets[:, None])
+        counts += torch.tensor([hits[:, 0].sum().item(), hits.any(dim=1).sum().item(), len(targets)],
+                               dtype=torch.float64, device=device)
+    counts = dist.all_reduce_mean(counts)  # mean over ranks: ratios are unchanged
+    return {"top1": (counts[0] / counts[2]).item(), "top5": (counts[1] / counts[2]).item()}
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch, steps_per_epoch, cfg,
+                    device, ema=None, probe=False, stop=None):
+    model.train()
+    if probe:
+        getattr(model, "module", model).backbone.eval()
+    total, seen = 0.0, 0
+    for step, (images, targets) in enumerate(loader):
+        update = epoch * steps_per_epoch + step
+        scheduler.step_update(update)
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if mixup is not None:
+            images, targets = mixup(images, targets)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp and device.type == "cuda"):
+            loss = criterion(model(images).float(), targets)
+        if not math.isfinite(loss.item()):
+            raise UserError(f"config {cfg.name}: loss is {loss.item()} at epoch {epoch} step {step} "
+                            f"(learning rate too high?)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        optimizer.step()
+        if ema is not None:
+            ema.update(getattr(model, "module", model), step=update)
+        total, seen = total + loss.item(), seen + 1
+        if stop is not None and stop.requested:
+            break
+    return total / max(seen, 1)
+
+
+def add_arguments(parser):
+    parser.add_argument("config", help="recipe name in experiments/transfer/ or a YAML path")
+    parser.add_argument("--data", required=True, help="ImageNet-layout folder: DIR/train/<class>/*, DIR/val/<class>/*")
+    parser.add_argument("--output", required=True, help="output folder (checkpoints, metrics.json)")
+    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--pretrained", help="pre-trained ViT checkpoint (overrides the recipe's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set optim.blr=5e-4 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+
+
+def _loaders(cfg, train_samples, val_samples, probe, info):
+    train_tf, val_tf = build_transforms(cfg.model, cfg.data, augment=not probe)
+    train_set = ImageListDataset(train_samples, train_tf)
+    # Each rank evaluates a disjoint slice (no padding duplicates), counts are summed afterwards.
+    val_set = ImageListDataset(val_samples[info.rank::info.world_size], val_tf)
+    if len(train_set) < cfg.data.batch_size * info.world_size:
+        raise UserError(f"train set has {len(train_set)} images, fewer than one batch of "
+                        f"{cfg.data.batch_size} x {info.world_size} (lower data.batch_size)")
+    sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
+                                                   seed=cfg.train.seed) if info.distributed else None)
+    common = dict(num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda",
+                  persistent_workers=cfg.data.num_workers > 0)
+    train_loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
+                                               sampler=sampler, drop_last=True, **common)
+    val_loader = torch.utils.data.DataLoader(val_set, cfg.data.batch_size, shuffle=False, **common)
+    return train_loader, val_loader, sampler
+
+
+def run_classification(args, probe):
+    """The body of ``mimtrack finetune`` (probe=False) and ``mimtrack linprobe`` (probe=True)."""
+    from timm.utils import ModelEmaV3
+
+    overrides = list(args.overrides)
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.pretrained:
+        overrides.append(f"pretrained={args.pretrained}")
+    cfg = load_classify_config(args.config, overrides)
+    classes, train_samples, val_samples = load_image_folder_splits(args.data)
+    info = dist.init_distributed(cfg.train.device)
+    try:
+        torch.manual_seed(cfg.train.seed + info.rank)
+        model = build_classifier(cfg, len(classes), probe=probe).to(info.device)
+        train_loader, val_loader, sampler = _loaders(cfg, train_samples, val_samples, probe, info)
+        steps = len(train_loader)
+        target = model.head if probe else model  # linear probing optimises the head only
+        optimizer, lr = build_optimizer(cfg, target, cfg.data.batch_size * info.world_size, layer_decay=not probe)
+        scheduler = build_scheduler(cfg, optimizer, steps)
+        mixup, criterion = build_loss(cfg, len(classes))
+        ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema_decay else None
+        start_epoch, history = 0, []
+        if args.resume and (path := trainstate.latest_checkpoint(args.output)):
+            ckpt = trainstate.load_checkpoint(path)
+            try:
+                model.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+            except (KeyError, RuntimeError, ValueError) as exc:
+                raise UserError(f"{path}: does not match this recipe, cannot resume "
+                                f"({str(exc).splitlines()[0][:120]})") from None
+            if ema is not None and ckpt.get("ema") is not None:
+                ema.module.load_state_dict(ckpt["ema"])
+            start_epoch, history = ckpt["epoch"], ckpt["history"]
+            trainstate.set_rng_state(ckpt["rng"])
+            if info.is_main:
+                print(f"resumed from {path} at epoch {start_epoch}")
+        net = model
+        if info.distributed:
+            net = nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index]
+                                                      if info.device.type == "cuda" else None)
+        if info.is_main:
+            print(f"{'linprobe' if probe else 'finetune'} {cfg.name or args.config}: {len(classes)} classes, "
+                  f"{len(train_samples)} train / {len(val_samples)} val images, lr {lr:.3g}, "
+                  f"{cfg.train.epochs} epochs x {steps} steps")
+        os.makedirs(args.output, exist_ok=True)
+        with trainstate.StopSignals() as stop:
+            for epoch in range(start_epoch, cfg.train.epochs):
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                started = time.time()
+                loss = train_one_epoch(net, train_loader, optimizer, scheduler, criterion, mixup, epoch, steps,
+                                       cfg, info.device, ema, probe, stop)
+                done = not stop.requested
+                entry = {"epoch": epoch + 1, "loss": loss, "seconds": round(time.time() - started, 1)}
+                last = epoch + 1 == cfg.train.epochs
+                if done and ((epoch + 1) % cfg.train.eval_every == 0 or last):
+                    entry.update(evaluate(model, val_loader, info.device, cfg.train.amp))
+                    if ema is not None:
+                        scores = evaluate(ema.module, val_loader, info.device, cfg.train.amp)
+                        entry.update(top1_ema=scores["top1"], top5_ema=scores["top5"])
+                history.append(entry)
+                if info.is_main:
+                    print(json.dumps(entry))
+                    _save(args.output, cfg, model, optimizer, ema, epoch + 1 if done else epoch, history, classes)
+                dist.barrier()
+                if not done:
+                    if info.is_main:
+                        print(f"stopped by {stop.signal_name}; resume with --resume")
+                    return 130
+        if info.is_main:
+            _write_metrics(args.output, cfg, history, classes, len(val_samples), probe)
+    finally:
+        dist.cleanup()
+    return 0
+
+
+def _save(output, cfg, model, optimizer, ema, next_epoch, history, classes):
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "ema": ema.module.state_dict() if ema is not None else None, "epoch": next_epoch,
+               "history": history, "classes": classes, "config": to_dict(cfg), "rng": trainstate.rng_state()}
+    trainstate.save_checkpoint(os.path.join(output, trainstate.LAST_NAME), payload)
+
+
+def _write_metrics(output, cfg, history, classes, val_images, probe):
+    scored = [h for h in history if "top1" in h]
+    if not scored:
+        raise UserError(f"{output}: no evaluated epoch to report")
+    final = scored[-1]
+    metrics = {"top1": final["top1"], "top5": final["top5"], "best_top1": max(h["top1"] for h in scored),
+               "epoch": final["epoch"], "mode": "linprobe" if probe else "finetune", "config": cfg.name,
+               "num_classes": len(classes), "val_images": val_images, "history": history}
+    if "top1_ema" in final:
+        metrics.update(top1_ema=final["top1_ema"], top5_ema=final["top5_ema"])
+    write_text_atomic(os.path.join(output, "metrics.json"), json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,129 @@
+"""ONNX export and the onnxruntime backend against the torch backend (the reference)."""
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import tracker.export as export
+from mimtrack.cli import main
+from tracker import build_model, load_tracker, read_image_rgb
+from tracker.checkpoints import save_tracker_checkpoint
+from tracker.config import load_tracker_config
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A seeded, untrained vit_tiny_256_ce tracker checkpoint."""
+    torch.manual_seed(0)
+    model = build_model(load_tracker_config("vit_tiny_256_ce"))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    save_tracker_checkpoint(path, model)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the test machine's cores are shared, and spinning thread pools slow everyone down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("onnx_cache"))
+
+
+class Recorder:
+    """Wraps a network and keeps its last output maps."""
+
+    def __init__(self, network):
+        self.network, self.maps = network, None
+
+    def set_template(self, template):
+        self.network.set_template(template)
+
+    def __call__(self, search):
+        self.maps = self.network(search)
+        return self.maps
+
+
+def test_onnxruntime_matches_torch_over_crossing(shared_dir, checkpoint, cache_dir):
+    folder = shared_dir / "data" / "otb" / "Crossing"
+    frames = sorted((folder / "img").glob("*.jpg"))
+    init = [float(v) for v in open(folder / "groundtruth_rect.txt").readline().replace(",", " ").split()]
+    trackers = [load_tracker("vit_tiny_256_ce", checkpoint, backend=b, cache_dir=cache_dir, threads=1)
+                for b in ("torch", "onnxruntime")]
+    for t in trackers:
+        t.network = Recorder(t.network)
+        t.initialize(read_image_rgb(frames[0]), init)
+    worst = 0.0
+    for path in frames[1:]:
+        image = read_image_rgb(path)
+        reference, onnx_result = (t.track(image) for t in trackers)
+        for a, b in zip(trackers[0].network.maps, trackers[1].network.maps):
+            worst = max(worst, float((a - b).abs().max()))
+        np.testing.assert_allclose(onnx_result["box"], reference["box"], atol=1e-3, rtol=0)
+    assert len(frames) == 120 and worst <= 1e-4
+
+
+def test_export_is_cached_by_weights_and_config(checkpoint, cache_dir, monkeypatch):
+    cfg = load_tracker_config("vit_tiny_256_ce")
+    model = load_tracker("vit_tiny_256_ce", checkpoint).model
+    path = export.cached_onnx(model, cfg, cache_dir=cache_dir)   # exported by the parity test or now
+    assert path.is_file() and path.parent == type(path)(cache_dir)
+    graph = onnx.load(path)
+    assert [i.name for i in graph.graph.input] == ["template", "search"]
+    assert [o.name for o in graph.graph.output] == ["score_map", "size_map", "offset_map"]
+    assert graph.opset_import[0].version >= 17
+    dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input]
+    assert dims == [[1, 3, 128, 128], [1, 3, 256, 256]]   # fixed shapes
+    assert {"TopK", "ScatterElements"} & {n.op_type for n in graph.graph.node}   # candidate elimination is in
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the cache holds the graph")
+
+    monkeypatch.setattr(export, "export_onnx", no_export)
+    assert export.cached_onnx(model, cfg, cache_dir=cache_dir) == path
+    with torch.no_grad():
+        model.box_head.conv5_ctr.bias += 1.0   # other weights -> another key
+    assert export.model_key(model, cfg) not in path.name
+    cfg.crop.search_factor = 5.0               # other crop -> another key
+    assert export.model_key(load_tracker("vit_tiny_256_ce", checkpoint).model, cfg) not in path.name
+    assert not [p for p in os.listdir(cache_dir) if p.startswith(".tmp")]   # atomic: no leftovers
+
+
+def test_onnxruntime_int8_backend_runs(checkpoint, cache_dir):
+    t = load_tracker("vit_tiny_256_ce", checkpoint, backend="onnxruntime-int8", cache_dir=cache_dir, threads=1)
+    assert t.network.session.get_session_options().intra_op_num_threads == 1
+    ops = {n.op_type for n in onnx.load(t.network.session._model_path).graph.node}
+    assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
+    image = np.random.default_rng(0).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    t.initialize(image, [60, 40, 30, 30])
+    box = t.track(image)["box"]
+    assert np.all(np.isfinite(box)) and box[2] >= 10 and box[3] >= 10
+
+
+def test_export_cli_writes_the_graph_and_checks_it(checkpoint, tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and "max |torch - onnxruntime| on a random input: score_map" in printed
+    onnx.checker.check_model(onnx.load(out))
+    diffs = [float(w.split()[-1]) for w in printed.strip().split(": ")[-1].split(", ")]
+    assert len(diffs) == 3 and max(diffs) <= 1e-4
+
+
+def test_export_cli_rejects_bad_arguments(checkpoint, tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--config", "vit_tiny_256_ce", "--out", str(out)]) == 2
+    assert "--checkpoint is required" in capsys.readouterr().err
+    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out",
+                 str(tmp_path / "model.txt")]) == 2
+    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", str(tmp_path / "missing.pth"),
+                 "--out", str(out)]) == 2
+    assert not out.exists()

@@ -1,0 +1,197 @@
+"""``mimtrack pack-lmdb``: a training dataset in one LMDB file, and the source that reads it back.
+
+Records: ``__meta__`` (JSON: dataset, split, is_video, sequence names and lengths, image keys of image
+datasets), ``__boxes__`` (float64 (F, 4) of all sequences, concatenated) and ``__visible__`` (uint8 (F,)); a
+video frame is stored under ``<sequence index>/<frame index>``, an image under its path relative to the root
+(once, however many annotations it has). Frames are the files' encoded bytes, unchanged, so training decodes the
+same bytes from either form and the samples are identical. A frame missing on disk is left out and reads back
+as missing: skipped and counted, as from the folder.
+
+    mimtrack pack-lmdb --dataset lasot --root /data/lasot --split train --out lasot_train.lmdb
+"""
+
+import contextlib
+import json
+import os
+
+import numpy as np
+
+from mimtrack.errors import UserError
+
+from .sources import DEFAULT_SPLITS, SOURCE_NAMES, Source, TrainSequence, build_source
+
+FORMAT = "mimtrack-lmdb-1"
+_COMMIT_BYTES = 256 << 20   # commit a write transaction about every 256 MB
+
+
+def _open(path, write):
+    import lmdb
+
+    if write:
+        return lmdb.open(path, subdir=False, map_size=1 << 30, meminit=False, map_async=True)
+    return lmdb.open(path, subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
+
+
+class _Writer:
+    """Batched puts that grow the map when it is full."""
+
+    def __init__(self, env):
+        self.env, self.pending, self.size = env, [], 0
+
+    def put(self, key, value):
+        self.pending.append((key.encode(), value))
+        self.size += len(value)
+        if self.size > _COMMIT_BYTES:
+            self.flush()
+
+    def flush(self):
+        import lmdb
+
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for key, value in self.pending:
+                        txn.put(key, value)
+                break
+            except lmdb.MapFullError:
+                self.env.set_mapsize(2 * self.env.info()["map_size"] + 2 * self.size)
+        self.pending, self.size = [], 0
+
+
+def pack_lmdb(source, out, root, split):
+    """Write every sequence of ``source`` to the LMDB file ``out`` (atomically). Returns the missing frame count."""
+    out = os.fspath(out)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    env = _open(tmp, write=True)
+    missing = 0
+    try:
+        writer = _Writer(env)
+        names, lengths, boxes, visible, image_keys, stored = [], [], [], [], [], set()
+        for index in range(len(source)):
+            seq = source.sequence(index)
+            names.append(seq.name)
+            lengths.append(len(seq.boxes))
+            boxes.append(np.asarray(seq.boxes, dtype=np.float64).reshape(-1, 4))
+            visible.append(np.asarray(seq.visible, dtype=np.uint8))
+            for k, path in enumerate(seq.frames):
+                if source.is_video:
+                    key = f"{index}/{k}"
+                else:
+                    key = os.path.relpath(path, root)
+                    image_keys.append(key)
+                    if key in stored:
+                        continue
+                    stored.add(key)
+                data = source.read(path)
+                if data is None:
+                    missing += 1
+                    continue
+                writer.put(key, data)
+        meta = {"format": FORMAT, "dataset": source.name, "split": split, "is_video": source.is_video,
+                "names": names, "lengths": lengths, "image_keys": image_keys}
+        writer.put("__boxes__", np.concatenate(boxes).tobytes())
+        writer.put("__visible__", np.concatenate(visible).tobytes())
+        writer.put("__meta__", json.dumps(meta).encode())
+        writer.flush()
+        env.sync(True)
+        env.close()
+        os.replace(tmp, out)
+    except BaseException:
+        env.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp + "-lock")
+    return missing
+
+
+_READERS = {}   # path -> read-only environment: LMDB allows one open environment per file and process
+
+
+def _reader(path):
+    path = os.path.realpath(path)
+    if path not in _READERS:
+        _READERS[path] = _open(path, write=False)
+    return _READERS[path]
+
+
+def _close_readers():
+    # py-lmdb's "already open in this process" registry survives a fork, so a DataLoader worker could not open
+    # a file its parent has open: close them all before forking (the parent reopens on its next read).
+    for env in _READERS.values():
+        env.close()
+    _READERS.clear()
+
+
+os.register_at_fork(before=_close_readers)
+
+
+class LmdbSource(Source):
+    """The sequences of an LMDB made by :func:`pack_lmdb`. Each process (DataLoader workers included) opens the
+    file on its first read; no environment crosses a fork."""
+
+    def __init__(self, path, dataset, split=""):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise UserError(f"{self.path}: LMDB file not found (make one with 'mimtrack pack-lmdb')")
+        try:
+            meta = json.loads(self._get(b"__meta__"))
+            boxes = np.frombuffer(self._get(b"__boxes__"), dtype=np.float64).reshape(-1, 4)
+            visible = np.frombuffer(self._get(b"__visible__"), dtype=np.uint8).astype(bool)
+        except Exception as exc:   # lmdb.Error, missing records, bad JSON
+            raise UserError(f"{self.path}: not a mimtrack training LMDB ({type(exc).__name__}: {exc})") from None
+        if meta.get("format") != FORMAT:
+            raise UserError(f"{self.path}: not a mimtrack training LMDB (format {meta.get('format')!r})")
+        if meta["dataset"] != dataset:
+            raise UserError(f"{self.path}: holds {meta['dataset']!r}, but the recipe names {dataset!r}")
+        self.name, self.is_video = dataset, meta["is_video"]
+        starts = np.concatenate([[0], np.cumsum(meta["lengths"])])
+        wanted = self._split_members(meta, split)
+        self.sequences = []
+        for index, name in enumerate(meta["names"]):
+            if wanted is not None and name not in wanted:
+                continue
+            a, b = starts[index], starts[index + 1]
+            frames = [f"{index}/{k}" for k in range(b - a)] if self.is_video else meta["image_keys"][a:b]
+            self.sequences.append(TrainSequence(name, boxes[a:b], visible[a:b], frames))
+        if not self.sequences:
+            raise UserError(f"{self.path}: no {dataset} {split} sequences in this LMDB (packed: {meta['split']})")
+
+    def _split_members(self, meta, split):
+        """Names of ``split`` when it differs from the packed one (e.g. vottrain from a train_full pack)."""
+        if not split or split == meta["split"]:
+            return None
+        if self.name not in ("lasot", "got10k"):
+            raise UserError(f"{self.path}: packed split {meta['split']!r}, the recipe asks for {split!r}")
+        from evaluation.datasets import split_names
+
+        return set(split_names(self.name, split))
+
+    def _get(self, key):
+        with _reader(self.path).begin() as txn:
+            return txn.get(key)
+
+    def read(self, key):
+        return self._get(key.encode())
+
+
+# ---------------------------------------------------------------- command line
+def add_arguments(parser):
+    parser.add_argument("--dataset", required=True, choices=SOURCE_NAMES, help="the dataset family")
+    parser.add_argument("--root", required=True, help="the dataset folder (official layout)")
+    parser.add_argument("--split", default="", help="e.g. lasot train, got10k train_full, coco train2017")
+    parser.add_argument("--out", required=True, help="the LMDB file to write (e.g. lasot_train.lmdb)")
+
+
+def run(args):
+    if os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: is a folder; give a file path such as {args.dataset}.lmdb")
+    source = build_source(args.dataset, args.root, args.split)
+    split = args.split or DEFAULT_SPLITS[args.dataset]
+    missing = pack_lmdb(source, args.out, args.root, split)
+    frames = sum(len(source.sequence(i).boxes) for i in range(len(source)))
+    print(f"{args.out}: {len(source)} {args.dataset} sequences, {frames} frames"
+          + (f" ({missing} frame files missing, left out)" if missing else ""))
+    return 0

@@ -1,0 +1,113 @@
+"""The training / validation DataLoader: random pairs, deterministic per (seed, epoch, index).
+
+Every item seeds its own numpy Generator from (seed, epoch, index, split), so a sample never depends on the
+worker that made it, the worker count or the rank: exact resume and DDP rely on it. Each rank takes the disjoint
+slice ``index = rank, rank + world_size, ...`` of the epoch's ``samples_per_epoch`` indices (DistributedSampler
+semantics, drop_last); ``loader.set_epoch(e)`` moves to another epoch.
+
+A batch is a dict: ``template`` (B, 3, T, T) and ``search`` (B, 3, S, S) float32 normalised, ``template_box``
+and ``search_box`` (B, 4) x, y, w, h normalised to their crop, ``search_heatmap`` (B, S/16, S/16) float32 and
+``skipped`` (int): frames found missing or corrupt while making the batch (redrawn, never fatal).
+"""
+
+import multiprocessing
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mimtrack.errors import UserError
+
+from .locations import location_of
+from .processing import PairProcessor
+from .sampler import PairSampler
+from .sources import CorruptFrame, build_source, decode_frame
+
+MAX_REDRAWS = 100   # consecutive invalid pairs before giving up: a dataset that broken is a user error
+_SPLIT_IDS = {"train": 0, "val": 1}
+
+
+class PairDataset(Dataset):
+    """``samples`` random pairs; item ``index`` of epoch ``epoch`` is a pure function of (seed, epoch, index)."""
+
+    def __init__(self, sampler, processor, samples, seed, split="train", epoch=0):
+        self.sampler, self.processor = sampler, processor
+        self.samples, self.seed, self.split, self.epoch = samples, seed, split, epoch
+
+    def __len__(self):
+        return self.samples
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng([self.seed, self.epoch, index, _SPLIT_IDS[self.split]])
+        skipped = 0
+        for _ in range(MAX_REDRAWS):
+            source_index, sequence, t, s = self.sampler.sample(rng)
+            source = self.sampler.sources[source_index]
+            try:
+                template_frame = decode_frame(source.read(sequence.frames[t]), sequence.frames[t])
+                search_frame = (template_frame if s == t else
+                                decode_frame(source.read(sequence.frames[s]), sequence.frames[s]))
+            except CorruptFrame:
+                skipped += 1
+                continue
+            sample = self.processor(template_frame, sequence.boxes[t], search_frame, sequence.boxes[s], rng)
+            if sample is not None:
+                sample["skipped"] = skipped
+                return sample
+        raise UserError(f"{MAX_REDRAWS} pairs in a row were unusable ({skipped} with missing or corrupt frames, "
+                        "the others with invalid crops): check the training datasets")
+
+
+class RankSlice(Sampler):
+    """Indices rank, rank + world_size, ... of range(total), cut to the same length on every rank."""
+
+    def __init__(self, total, rank=0, world_size=1):
+        self.total, self.rank, self.world_size = total, rank, world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self) * self.world_size, self.world_size))
+
+    def __len__(self):
+        return self.total // self.world_size
+
+
+def collate_pairs(samples):
+    batch = {key: torch.from_numpy(np.stack([s[key] for s in samples]))
+             for key in ("template", "search", "template_box", "search_box", "search_heatmap")}
+    batch["skipped"] = sum(s["skipped"] for s in samples)
+    return batch
+
+
+class PairLoader(DataLoader):
+    """A DataLoader with ``set_epoch``; workers are started per epoch, so they see the new epoch."""
+
+    def set_epoch(self, epoch):
+        self.dataset.epoch = epoch
+
+
+def _fork_context(num_workers):
+    # Sources hold lazily listed frame lists: fork shares them with the workers without pickling.
+    if num_workers > 0 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def build_pair_dataset(cfg, locations, split="train", epoch=0):
+    entries = cfg.data.train if split == "train" else cfg.data.val
+    if not entries:
+        raise UserError(f"data.{split}: the recipe lists no {split} datasets")
+    sources = [build_source(e.name, location_of(e.name, locations), e.split) for e in entries]
+    sampler = PairSampler(sources, [e.ratio for e in entries], cfg.data.max_gap, cfg.data.min_visible_frames)
+    processor = PairProcessor(cfg.data, cfg.crop, augment=split == "train")
+    samples = cfg.data.samples_per_epoch if split == "train" else cfg.data.val_samples
+    return PairDataset(sampler, processor, samples, cfg.train.seed, split, epoch)
+
+
+def build_train_loader(cfg, locations, epoch=0, rank=0, world_size=1, split="train"):
+    """The DataLoader of ``split`` ('train' or 'val', the latter without per-crop augmentation) for one rank."""
+    dataset = build_pair_dataset(cfg, locations, split, epoch)
+    workers = cfg.data.num_workers
+    return PairLoader(dataset, batch_size=cfg.train.batch_size, sampler=RankSlice(len(dataset), rank, world_size),
+                      num_workers=workers, collate_fn=collate_pairs, drop_last=True,
+                      pin_memory=torch.cuda.is_available(), multiprocessing_context=_fork_context(workers))
+

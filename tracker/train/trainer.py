@@ -1,0 +1,389 @@
+"""The tracker training loop: OSTrack's recipe on one process or under torchrun (DDP), resumable bit for bit.
+
+Checkpoint (``DIR/last.pth``, ``DIR/checkpoint_eNNNN.pth``): ``{'net', 'epoch', 'step', 'global_step',
+'optimizer', 'scheduler', 'scaler', 'rng', 'config'}`` where ``epoch`` counts finished epochs and ``step`` the
+batches already done in the next one (non-zero only for a checkpoint taken on a stop signal mid-epoch).
+``net`` is the bare model's state dict: it loads with ``tracker.checkpoints.load_tracker_weights`` and strictly
+in OSTrack's code. Resuming restores weights, optimizer, scheduler, scaler and every RNG, and re-enters the epoch
+at the same batch; the data pipeline draws each sample from (seed, epoch, index) alone, so the continued run
+matches an uninterrupted one exactly.
+"""
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from mimtrack import distributed, trainstate
+from mimtrack.config import to_dict
+from mimtrack.errors import UserError
+from tracker.train.losses import TrackingLoss
+from tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def skip_batches(loader, n):
+    """``loader`` without its first ``n`` batches. A DataLoader is rebuilt over the remaining sampler indices
+    (no sample of the skipped batches is loaded); any other iterable is advanced."""
+    if n == 0:
+        return loader
+    if isinstance(loader, DataLoader) and loader.batch_size is not None:
+        indices = list(loader.sampler)[n * loader.batch_size:]
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=indices,
+                          num_workers=loader.num_workers, collate_fn=loader.collate_fn, drop_last=loader.drop_last,
+                          pin_memory=loader.pin_memory, multiprocessing_context=loader.multiprocessing_context,
+                          worker_init_fn=loader.worker_init_fn)
+    return itertools.islice(loader, n, None)
+
+
+def data_loader_factory(cfg, locations, dist_info):
+    """loader_factory for :class:`Trainer` over tracker.data: one loader per split, built once (datasets are
+    listed once), moved to each epoch with ``set_epoch``. Builds the train loader now, so bad data fails early."""
+    from tracker.data import build_train_loader
+
+    loaders = {}
+
+    def loader(split):
+        if split not in loaders:
+            loaders[split] = build_train_loader(cfg, locations, epoch=0, rank=dist_info.rank,
+                                                world_size=dist_info.world_size, split=split)
+            if len(loaders[split]) == 0:
+                entries = ", ".join(e.name for e in (cfg.data.train if split == "train" else cfg.data.val))
+                raise UserError(f"data.{split} ({entries}): fewer samples than one batch of {cfg.train.batch_size}"
+                                f" per process (data.samples_per_epoch / val_samples, train.batch_size)")
+        return loaders[split]
+
+    def factory(epoch, split):
+        chosen = loader(split)
+        chosen.set_epoch(epoch)
+        return chosen
+
+    loader("train")
+    return factory
+
+
+class Trainer:
+    """Trains ``cfg`` (TrackerConfig) into ``output_dir``.
+
+    ``loader_factory(epoch, split)`` returns the batches of one epoch for this rank ("train" or "val"); dict
+    batches with ``template``, ``search``, ``search_box``, ``search_heatmap`` (see tracker.data). ``on_step``
+    (optional) is called with the trainer after every optimisation step (progress hooks, tests).
+    """
+
+    def __init__(self, cfg, output_dir, loader_factory, dist_info=None, resume=False, on_step=None, progress=True):
+        self.cfg = cfg
+        self.output_dir = os.fspath(output_dir)
+        self.loader_factory = loader_factory
+        self.dist = dist_info or distributed.init_distributed("cpu")
+        self.device = self.dist.device
+        self.on_step = on_step
+        self.progress = progress and self.dist.is_main
+        self.train_cfg = cfg.train
+        self._check_amp()
+
+        resume_path = trainstate.latest_checkpoint(self.output_dir) if resume else None
+        if not resume and os.path.isfile(os.path.join(self.output_dir, trainstate.LAST_NAME)):
+            raise UserError(f"--output {self.output_dir}: already holds a run (last.pth); "
+                            "pass --resume to continue it or choose another folder")
+        from tracker.model import build_model
+
+        seed_everything(self.train_cfg.seed)  # same initial weights on every rank
+        model = build_model(cfg, pretrained=None if resume_path else self.train_cfg.pretrained)
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(self.model, self.train_cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.train_cfg)
+        self.scaler = torch.amp.GradScaler("cuda") if self.train_cfg.amp == "fp16" else None
+        self.criterion = TrackingLoss.from_config(self.train_cfg)
+        self.epoch, self.step, self.global_step = 0, 0, 0
+        self.nan_streak = 0
+        self._resume_rng = None
+        seed_everything(self.train_cfg.seed + self.dist.rank)  # per-rank randomness (drop-path)
+        if resume_path:
+            self._load(resume_path)
+        self.net = self.model
+        if self.dist.distributed:
+            # find_unused_parameters: cls_token and the 14x14 pos_embed stay in the model unused (as in OSTrack)
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        self.tensorboard = self._open_tensorboard() if self.dist.is_main else None
+
+    # ------------------------------------------------------------------ setup
+    def _check_amp(self):
+        amp = self.train_cfg.amp
+        if amp not in ("none", *AMP_DTYPES):
+            raise UserError(f"config train.amp={amp!r}: expected none, bf16 or fp16")
+        if amp != "none" and self.device.type != "cuda":
+            raise UserError(f"config train.amp={amp}: mixed precision needs --device cuda (training on CPU is fp32)")
+
+    def _open_tensorboard(self):
+        if not self.train_cfg.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("config train.tensorboard=true: the tensorboard package is not installed "
+                            "(pip install 'mimtrack[tensorboard]')") from None
+        return SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+
+    def _load(self, path):
+        ckpt = trainstate.load_checkpoint(path)
+        missing = [k for k in ("net", "epoch", "step", "optimizer", "scheduler", "rng") if k not in ckpt]
+        if missing:
+            raise UserError(f"{path}: not a training checkpoint (no {', '.join(missing)}); cannot --resume from it")
+        try:
+            self.model.load_state_dict(ckpt["net"], strict=True)
+        except RuntimeError as exc:
+            raise UserError(f"{path}: its weights do not fit this config ({str(exc).splitlines()[0]})") from None
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.global_step = int(ckpt.get("global_step", 0))
+        ranks = ckpt.get("rng_ranks")
+        self._resume_rng = ranks[self.dist.rank] if ranks and len(ranks) == self.dist.world_size else ckpt["rng"]
+        if self.dist.is_main:
+            print(f"resuming from {path}: epoch {self.epoch}, step {self.step} in it", file=sys.stderr)
+
+    # ------------------------------------------------------------------ checkpoints and logs
+    def checkpoint_payload(self):
+        rng = trainstate.rng_state()
+        payload = {
+            "net": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rng, "config": to_dict(self.cfg),
+        }
+        if self.dist.distributed:  # every rank's generators, so each resumes its own stream
+            gathered = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(gathered, rng)
+            payload["rng_ranks"] = gathered
+        return payload
+
+    def save(self, keep_epoch_copy=False):
+        """Write ``last.pth`` (and ``checkpoint_eNNNN.pth``) atomically from rank 0; returns the last.pth path."""
+        payload = self.checkpoint_payload()  # collective under DDP: every rank takes part
+        last = os.path.join(self.output_dir, trainstate.LAST_NAME)
+        if self.dist.is_main:
+            if keep_epoch_copy:
+                trainstate.save_checkpoint(os.path.join(self.output_dir, trainstate.epoch_checkpoint_name(self.epoch)),
+                                           payload)
+            trainstate.save_checkpoint(last, payload)
+        distributed.barrier()
+        return last
+
+    def log(self, record):
+        if not self.dist.is_main:
+            return
+        line = json.dumps(record, sort_keys=False) + "\n"
+        with open(os.path.join(self.output_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(line)  # one whole line per write: a reader never sees half a record
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self.tensorboard.add_scalar(f"{record['phase']}/{key}", value, self.global_step)
+
+    def write_config(self):
+        if self.dist.is_main:
+            from mimtrack.fileio import write_text_atomic
+
+            write_text_atomic(os.path.join(self.output_dir, "config.yaml"),
+                              yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+
+    # ------------------------------------------------------------------ one step
+    def autocast(self):
+        if self.train_cfg.amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=AMP_DTYPES[self.train_cfg.amp])
+
+    def _any_rank(self, flag):
+        """True when ``flag`` is true on any rank (all ranks must take the same branch under DDP)."""
+        if not self.dist.distributed:
+            return bool(flag)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def forward_loss(self, batch, keep_rate):
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        with self.autocast():
+            outputs = self.net(batch["template"], batch["search"], ce_keep_rate=keep_rate)
+        return self.criterion(outputs, batch["search_box"], batch["search_heatmap"])
+
+    @staticmethod
+    @torch.no_grad()
+    def _restore(buffers):
+        for buffer, saved in buffers:
+            buffer.copy_(saved)
+
+    def train_step(self, batch, keep_rate):
+        """One optimisation step -> (stats dict of tensors, True if the step was applied).
+
+        A skipped step leaves the model exactly as it was: the forward pass already moved the BatchNorm running
+        statistics (possibly to NaN), so they are put back from a copy taken before it (a few KB).
+        """
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        loss, stats = self.forward_loss(batch, keep_rate)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._any_rank(not torch.isfinite(loss)):
+            self._restore(buffers)
+            if self.dist.distributed:  # run the backward anyway so DDP's gradient reduction stays in step
+                (loss * 0).backward()
+                self.optimizer.zero_grad(set_to_none=True)
+            return stats, False
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
+        if self.scaler is not None:  # fp16: the scaler skips inf/NaN gradients itself and lowers its scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            return stats, True
+        if not torch.isfinite(grad_norm):  # same on every rank: gradients are already all-reduced
+            self.optimizer.zero_grad(set_to_none=True)
+            self._restore(buffers)
+            return stats, False
+        self.optimizer.step()
+        return stats, True
+
+    # ------------------------------------------------------------------ epochs
+    def _epoch_batches(self, epoch):
+        """Iterator over this epoch's batches, positioned at ``self.step`` (and the RNG restored on resume)."""
+        if self._resume_rng is not None and self.step == 0:
+            trainstate.set_rng_state(self._resume_rng)   # epoch boundary: before the loader draws its seeds
+            self._resume_rng = None
+        loader = self.loader_factory(epoch, "train")
+        total = len(loader)
+        iterator = iter(skip_batches(loader, self.step))  # samples depend on (seed, epoch, index) only
+        if self._resume_rng is not None:
+            trainstate.set_rng_state(self._resume_rng)   # mid-epoch: the RNG as it was after batch `step`
+            self._resume_rng = None
+        return iterator, total
+
+    def _nan(self, stats):
+        self.nan_streak += 1
+        where = f"epoch {self.epoch} step {self.step}"
+        value = float(stats["loss"])
+        if self.dist.is_main:
+            print(f"{where}: non-finite loss or gradient (loss={value}); step skipped "
+                  f"({self.nan_streak} in a row)", file=sys.stderr)
+        self.log({"phase": "nan", "epoch": self.epoch, "step": self.step, "loss": value, "streak": self.nan_streak})
+        if self.nan_streak >= self.train_cfg.max_nan_steps:
+            last = self.save()
+            raise UserError(f"training stopped at {where}: {self.nan_streak} consecutive steps gave a non-finite "
+                            f"loss (train.max_nan_steps); lower train.lr or check the data; state saved to {last}")
+
+    def train_epoch(self, epoch, stop):
+        """Run the rest of ``epoch``; returns False if a stop signal ended it early (after a checkpoint)."""
+        self.net.train()
+        keep_rate = keep_rate_for_epoch(self.cfg, epoch)
+        iterator, total = self._epoch_batches(epoch)
+        sums = torch.zeros(len(STAT_KEYS), dtype=torch.float64)
+        applied, skipped, samples, redrawn, start = 0, 0, 0, 0, time.perf_counter()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+        for batch in iterator:
+            stats, ok = self.train_step(batch, keep_rate)
+            self.step += 1
+            if ok:
+                self.global_step += 1
+                self.nan_streak = 0
+                applied += 1
+                sums += torch.tensor([float(stats[k]) for k in STAT_KEYS], dtype=torch.float64)
+            else:
+                skipped += 1
+                self._nan(stats)
+            samples += int(batch["search"].shape[0])
+            redrawn += int(torch.as_tensor(batch.get("skipped", 0)).sum())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(stats['loss']):.3f}", iou=f"{float(stats['iou']):.3f}")
+            if self.on_step is not None:
+                self.on_step(self)
+            if self._any_rank(stop.requested):
+                if bar is not None:
+                    bar.close()
+                path = self.save()
+                if self.dist.is_main:
+                    print(f"stopped by {stop.signal_name or 'a signal'} at epoch {epoch} step {self.step}; "
+                          f"resume with --resume (state in {path})", file=sys.stderr)
+                return False
+        if bar is not None:
+            bar.close()
+        means = distributed.all_reduce_mean((sums / max(applied, 1)).to(self.device)).cpu()
+        elapsed = time.perf_counter() - start
+        record = {"phase": "train", "epoch": epoch, "step": self.global_step}
+        record.update({k: float(v) for k, v in zip(STAT_KEYS, means)})
+        record.update({"lr": float(self.optimizer.param_groups[0]["lr"]),
+                       "lr_backbone": float(self.optimizer.param_groups[1]["lr"]),
+                       "keep_rate": keep_rate if keep_rate is not None else 1.0,
+                       "samples_per_s": samples * self.dist.world_size / max(elapsed, 1e-9),
+                       "nan_steps": skipped, "skipped": redrawn})
+        self.log(record)
+        return True
+
+    @torch.no_grad()
+    def validate(self, epoch):
+        self.net.eval()
+        keep_rate = keep_rate_for_epoch(self.cfg, epoch)
+        sums, count = torch.zeros(len(STAT_KEYS), dtype=torch.float64), 0
+        for batch in self.loader_factory(epoch, "val"):
+            _, stats = self.forward_loss(batch, keep_rate)
+            if torch.isfinite(stats["loss"]):
+                sums += torch.tensor([float(stats[k]) for k in STAT_KEYS], dtype=torch.float64)
+                count += 1
+        means = distributed.all_reduce_mean((sums / max(count, 1)).to(self.device)).cpu()
+        record = {"phase": "val", "epoch": epoch, "step": self.global_step}
+        record.update({k: float(v) for k, v in zip(STAT_KEYS, means)})
+        self.log(record)
+        return record
+
+    def fit(self):
+        """Train until ``train.epochs``; returns the path of the final (or stop-signal) checkpoint."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        self.write_config()
+        t = self.train_cfg
+        last = os.path.join(self.output_dir, trainstate.LAST_NAME)
+        with trainstate.StopSignals() as stop:
+            while self.epoch < t.epochs:
+                epoch = self.epoch
+                if not self.train_epoch(epoch, stop):
+                    return last
+                self.epoch, self.step = epoch + 1, 0
+                self.scheduler.step()
+                if self.cfg.data.val and t.val_every > 0 and self.epoch % t.val_every == 0:
+                    self.validate(epoch)
+                periodic = t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0
+                if periodic or self.epoch == t.epochs:
+                    last = self.save(keep_epoch_copy=periodic or self.epoch == t.epochs)
+                if self._any_rank(stop.requested):
+                    if not (periodic or self.epoch == t.epochs):
+                        last = self.save()
+                    return last
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        return last
