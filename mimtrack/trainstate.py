@@ -75,6 +75,22 @@ def load_checkpoint(path, map_location="cpu"):
         raise UserError(f"{path}: cannot read checkpoint ({first})") from None
 
 
+def resume_model_and_optimizer(path, model, optimizer):
+    """For ``--resume``: load a checkpoint's ``model``, ``optimizer`` and ``rng`` states; returns the checkpoint.
+
+    A checkpoint written by another recipe (other shapes or keys) is a one-line UserError.
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise UserError(f"{path}: does not match this recipe, cannot resume "
+                        f"({str(exc).splitlines()[0][:120]})") from None
+    set_rng_state(ckpt["rng"])
+    return ckpt
+
+
 def latest_checkpoint(output_dir):
     """The checkpoint to resume from in ``output_dir``: ``last.pth`` if present, else the highest
     ``checkpoint_eNNNN.pth``; None when there is none (or the folder does not exist)."""

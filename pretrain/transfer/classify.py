@@ -221,17 +221,10 @@ def run_classification(args, probe):
         ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema_decay else None
         start_epoch, history = 0, []
         if args.resume and (path := trainstate.latest_checkpoint(args.output)):
-            ckpt = trainstate.load_checkpoint(path)
-            try:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-            except (KeyError, RuntimeError, ValueError) as exc:
-                raise UserError(f"{path}: does not match this recipe, cannot resume "
-                                f"({str(exc).splitlines()[0][:120]})") from None
+            ckpt = trainstate.resume_model_and_optimizer(path, model, optimizer)
             if ema is not None and ckpt.get("ema") is not None:
                 ema.module.load_state_dict(ckpt["ema"])
             start_epoch, history = ckpt["epoch"], ckpt["history"]
-            trainstate.set_rng_state(ckpt["rng"])
             if info.is_main:
                 print(f"resumed from {path} at epoch {start_epoch}")
         net = model

@@ -226,15 +226,8 @@ def run(args):
         optimizer, scheduler = build_optimizer(cfg, model)
         start, history = 0, []
         if args.resume and (path := trainstate.latest_checkpoint(args.output)):
-            ckpt = trainstate.load_checkpoint(path)
-            try:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-            except (KeyError, RuntimeError, ValueError) as exc:
-                raise UserError(f"{path}: does not match this recipe, cannot resume "
-                                f"({str(exc).splitlines()[0][:120]})") from None
+            ckpt = trainstate.resume_model_and_optimizer(path, model, optimizer)
             start, history = ckpt["iter"], ckpt["history"]
-            trainstate.set_rng_state(ckpt["rng"])
         net = model
         if info.distributed:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

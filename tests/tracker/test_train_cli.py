@@ -1,6 +1,5 @@
 """``mimtrack train`` on bad input: one line naming the problem, exit 2, nothing written."""
 
-import pytest
 import torch
 
 from mimtrack.cli import main

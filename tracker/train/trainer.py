@@ -12,7 +12,6 @@ matches an uninterrupted one exactly.
 import contextlib
 import itertools
 import json
-import math
 import os
 import random
 import sys

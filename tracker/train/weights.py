@@ -9,8 +9,6 @@ fp16 values back into the fp32 parameters. Integer buffers (BatchNorm's num_batc
 import argparse
 import sys
 
-import torch
-
 from mimtrack import trainstate
 
 
