@@ -24,13 +24,7 @@ def checkpoint(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the test machine's cores are shared, and spinning thread pools slow everyone down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
