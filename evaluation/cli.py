@@ -107,9 +107,13 @@ def evaluate(args):
 
     lines = [f"{report.DATASET_TITLES.get(args.dataset, args.dataset)} {split}, protocol {protocol.name}: "
              f"{len(kept)} sequences"]
-    total = len(split_names(args.dataset, split, args.root))
-    if len(kept) < total:
-        lines.append(f"note: evaluated {len(kept)} of {total} sequences of the {args.dataset} {split} split")
+    official = set(split_names(args.dataset, split, args.root))
+    unofficial = [s.name for s in kept if s.name not in official]
+    if unofficial:
+        # A root in the benchmark's layout holding other sequences (e.g. make-synthetic data): no subset to report.
+        lines.append(f"note: {len(unofficial)} of the sequences are not in the official {args.dataset} {split} list")
+    elif len(kept) < len(official):
+        lines.append(f"note: evaluated {len(kept)} of {len(official)} sequences of the {args.dataset} {split} split")
     if missing:
         shown = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
         lines.append(f"note: skipped {len(missing)} sequence(s) without results from every tracker ({shown})")
