@@ -1,8 +1,10 @@
 """Networks a :class:`tracker.inference.Tracker` can run: PyTorch (the reference) or ONNX Runtime.
 
 A network is given the normalised template once (``set_template``) and then maps each normalised search image
-to ``(score_map, size_map, offset_map)`` float32 tensors on the tracker's device; pre/post-processing stays in
-the tracker, identical for every backend.
+and the score-map window (1, 1, fs, fs) to ``(score_map (1, 1, fs, fs), box (1, 4), peak (1,))`` on the
+tracker's device: the raw score map, the box (cx, cy, w, h, normalised to the search crop) decoded at the peak of
+``score_map * window`` and that peak's flat index (see :meth:`tracker.model.OSTrack.locate`). Cropping and mapping
+the box back stay in the tracker, identical for every backend.
 """
 
 import contextlib
@@ -11,6 +13,7 @@ import os
 import torch
 
 from mimtrack.errors import UserError
+from tracker.model.head import decode
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -45,7 +48,8 @@ def check_backend(backend, device):
 
 class TorchNetwork:
     """An OSTrack-style module in eval mode. For :class:`tracker.model.OSTrack` the template's tokens (patch
-    embedding + ``pos_embed_z``) are computed once; other modules get ``model(template, search)``.
+    embedding + ``pos_embed_z``) are computed once and each frame runs :meth:`~tracker.model.OSTrack.locate`;
+    other modules get ``model(template, search)`` and their maps are decoded here.
 
     ``precision`` fp16/bf16 runs the network under autocast (GPU; outputs come back as float32);
     ``compile`` wraps the forward in ``torch.compile``.
@@ -57,8 +61,8 @@ class TorchNetwork:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.autocast_dtype = PRECISIONS[precision]
-        self.caches_template = hasattr(model, "forward_cached") and hasattr(model, "backbone")
-        forward = model.forward_cached if self.caches_template else model
+        self.caches_template = hasattr(model, "locate") and hasattr(model, "backbone")
+        forward = model.locate if self.caches_template else self._locate_in_maps
         self.forward = torch.compile(forward) if compile else forward
         self.template = None
 
@@ -72,11 +76,16 @@ class TorchNetwork:
         with self._autocast():
             self.template = self.model.backbone.embed_template(template) if self.caches_template else template.clone()
 
+    def _locate_in_maps(self, template, search, window):
+        out = self.model(template, search)
+        response = out["score_map"] * window
+        return out["score_map"], decode(response, out["size_map"], out["offset_map"]), response.flatten(1).argmax(dim=1)
+
     @torch.inference_mode()
-    def __call__(self, search):
+    def __call__(self, search, window):
         with self._autocast():
-            out = self.forward(self.template, search)
-        return out["score_map"].float(), out["size_map"].float(), out["offset_map"].float()
+            score_map, box, peak = self.forward(self.template, search, window)
+        return score_map.float(), box.float(), peak
 
 
 def quantize_torch_int8(model):
@@ -95,7 +104,8 @@ def quantize_torch_int8(model):
 class OnnxNetwork:
     """An exported tracker graph (:mod:`tracker.export`) in an ONNX Runtime session.
 
-    Inputs ``template`` (1,3,Hz,Wz) and ``search`` (1,3,Hx,Wx) float32; outputs the three maps.
+    Inputs ``template`` (1,3,Hz,Wz), ``search`` (1,3,Hx,Wx) and ``window`` (1,1,fs,fs) float32; outputs
+    ``score_map``, ``box`` and ``peak`` (the tracking graph of :func:`tracker.export.export_onnx`).
     ``threads`` sets ONNX Runtime's intra-op threads (None: the physical cores).
     """
 
@@ -121,6 +131,7 @@ class OnnxNetwork:
     def set_template(self, template):
         self.template = template.detach().cpu().numpy().copy()
 
-    def __call__(self, search):
-        outputs = self.session.run(self.output_names, {"template": self.template, "search": search.cpu().numpy()})
+    def __call__(self, search, window):
+        feed = {"template": self.template, "search": search.cpu().numpy(), "window": window.cpu().numpy()}
+        outputs = self.session.run(self.output_names, feed)
         return tuple(torch.from_numpy(o).to(self.device) for o in outputs)

@@ -108,14 +108,14 @@ def benchmark(tracker, frames, init_box, count, warmup):
             torch.cuda.synchronize(tracker.device)
 
     tracker.initialize(frames[0], init_box)
-    search = tracker.search_input.clone()
-    tracker.network(search)   # first call: lazy initialisation (compile, kernels) is not a frame
+    search, window = tracker.search_input.clone(), tracker.window
+    tracker.network(search, window)   # first call: lazy initialisation (compile, kernels) is not a frame
     network = []
     with torch.inference_mode():
         for i in range(warmup + count):
             sync()
             start = time.perf_counter()
-            tracker.network(search)
+            tracker.network(search, window)
             sync()
             if i >= warmup:
                 network.append(time.perf_counter() - start)

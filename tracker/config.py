@@ -58,6 +58,9 @@ class CropConfig:
 class InferenceConfig:
     hann_window: bool = True        # multiply the score map by a centred Hann window
     device: str = "cpu"
+    # Test-time search factor (OSTrack's TEST.SEARCH_FACTOR, kept apart from the training crops' DATA.SEARCH.FACTOR);
+    # None: crop.search_factor, as in every OSTrack recipe.
+    search_factor: float | None = None
 
 
 @dataclasses.dataclass

@@ -1,14 +1,25 @@
 """``mimtrack export``: the tracker network as an ONNX graph, for ONNX Runtime and other runtimes.
 
-The graph is the whole network with candidate elimination (the kept-token count is fixed, so every shape is
-static): inputs ``template`` (1, 3, Hz, Wz) and ``search`` (1, 3, Hx, Wx), ImageNet-normalised RGB float32;
-outputs ``score_map`` (1, 1, fs, fs), ``size_map`` and ``offset_map`` (1, 2, fs, fs). Cropping, the Hann window,
-decoding and mapping back stay outside (see :class:`tracker.inference.Tracker`).
+Two graphs, both the whole network with candidate elimination (the kept-token count is fixed, so every shape is
+static), inputs ``template`` (1, 3, Hz, Wz) and ``search`` (1, 3, Hx, Wx), ImageNet-normalised RGB float32:
 
-    mimtrack export --config vit_tiny_256_ce --checkpoint tracker.pth --out tracker.onnx [--int8]
+* ``track`` (the default, what ``load_tracker(backend="onnxruntime")`` runs): one tracking step. Third input
+  ``window`` (1, 1, fs, fs), the score-map window (Hann, or ones); outputs ``score_map`` (1, 1, fs, fs), ``box``
+  (1, 4) (cx, cy, w, h normalised to the search crop, decoded at the peak of ``score_map * window``) and ``peak``
+  (1,) that cell's flat index. Size and offset are computed at that cell only (:meth:`OSTrack.locate`).
+* ``maps``: the network's raw outputs as OSTrack returns them, ``score_map`` (1, 1, fs, fs), ``size_map`` and
+  ``offset_map`` (1, 2, fs, fs); decoding is then the caller's.
+
+Attention outside the candidate-elimination blocks is exported as one ONNX Runtime ``com.microsoft.Attention``
+node per block (QKV projection, softmax attention, heads merged: no transposes between them); the elimination
+blocks keep explicit ops, since they need the attention probabilities. Cropping and mapping back stay outside
+(see :class:`tracker.inference.Tracker`).
+
+    mimtrack export --config vit_tiny_256_ce --checkpoint tracker.pth --out tracker.onnx [--graph maps] [--int8]
 """
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import io
@@ -19,18 +30,76 @@ import shutil
 import tempfile
 
 import torch
+import torch.nn.functional as F
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write
 
-INPUT_NAMES = ("template", "search")
-OUTPUT_NAMES = ("score_map", "size_map", "offset_map")
-DEFAULT_OPSET = 18
-CACHE_FORMAT = 1   # bump when the exported graph changes for the same weights and config
+GRAPHS = {"track": (("template", "search", "window"), ("score_map", "box", "peak")),
+          "maps": (("template", "search"), ("score_map", "size_map", "offset_map"))}
+DEFAULT_OPSET = 20   # Gelu is one operator from opset 20
+CACHE_FORMAT = 2     # bump when the exported (or quantised) graph changes for the same weights and config
+
+
+@torch.library.custom_op("mimtrack::self_attention", mutates_args=())
+def self_attention(x: torch.Tensor, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Multi-head self-attention before the output projection: (B, N, C) -> (B, N, C), heads merged. An opaque
+    operator for the exporter, which writes it as one ``com.microsoft.Attention`` node."""
+    b, n, c = x.shape
+    qkv = F.linear(x, qkv_weight, qkv_bias).reshape(b, n, 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)
+
+
+@self_attention.register_fake
+def _self_attention_shape(x, qkv_weight, qkv_bias, num_heads):
+    return torch.empty_like(x)
+
+
+def _contrib_attention():
+    """ONNX Runtime's ``com.microsoft.Attention`` as an onnxscript operator. The exporter needs an operator
+    schema and ONNX ships none for contrib operators, so the part we use is registered once: inputs input
+    (B, N, C), weights (C, 3C), bias (3C,); output (B, N, C); attribute num_heads."""
+    import onnx
+    import onnxscript
+
+    schema = onnx.defs.OpSchema
+    try:
+        onnx.defs.get_schema("Attention", 1, "com.microsoft")
+    except onnx.defs.SchemaError:
+        onnx.defs.register_schema(schema(
+            "Attention", "com.microsoft", 1,
+            inputs=[schema.FormalParameter(name, "T") for name in ("input", "weights", "bias")],
+            outputs=[schema.FormalParameter("output", "T")],
+            type_constraints=[("T", ["tensor(float)"], "float32")],
+            attributes=[schema.Attribute("num_heads", schema.AttrType.INT, "number of attention heads")]))
+    return onnxscript.values.Opset("com.microsoft", 1).Attention
+
+
+def _self_attention_onnx(x, qkv_weight, qkv_bias, num_heads: int):
+    from onnxscript import opset20 as op
+
+    # Attention's weight is (C, 3C), [Q | K | V] columns with each head's columns together: nn.Linear's, transposed.
+    return _contrib_attention()(x, op.Transpose(qkv_weight, perm=[1, 0]), qkv_bias, num_heads=num_heads)
+
+
+class FusedAttention(torch.nn.Module):
+    """Wraps a :class:`pretrain.vit.Attention` for export: the softmax attention is :func:`self_attention`.
+    Calls asking for the probabilities (candidate elimination) go to the wrapped module unchanged."""
+
+    def __init__(self, attn):
+        super().__init__()
+        self.attn = attn
+
+    def forward(self, x, return_attention=False):
+        if return_attention:
+            return self.attn(x, return_attention=True)
+        a = self.attn
+        return a.proj_drop(a.proj(torch.ops.mimtrack.self_attention(x, a.qkv.weight, a.qkv.bias, a.num_heads)))
 
 
 class MapsOnly(torch.nn.Module):
-    """The tracker network returning just the three maps, the graph's outputs."""
+    """The tracker network returning just the three maps: the ``maps`` graph."""
 
     def __init__(self, model):
         super().__init__()
@@ -41,51 +110,86 @@ class MapsOnly(torch.nn.Module):
         return out["score_map"], out["size_map"], out["offset_map"]
 
 
-def example_inputs(cfg, seed=0):
-    """Random normalised (template, search) of the recipe's sizes."""
+class TrackingStep(torch.nn.Module):
+    """One tracking step, :meth:`OSTrack.locate` with the template embedded inside: the ``track`` graph."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, template, search, window):
+        return self.model.locate(self.model.backbone.embed_template(template), search, window)
+
+
+def graph_module(model, graph="track"):
+    """A float32 CPU copy of ``model`` as the module exported for ``graph``, attention blocks fused."""
+    model = copy.deepcopy(model).to("cpu").float().eval()
+    for block in getattr(getattr(model, "backbone", None), "blocks", []):
+        block.attn = FusedAttention(block.attn)
+    return (TrackingStep(model) if graph == "track" else MapsOnly(model)).eval()
+
+
+def example_inputs(cfg, graph="track", seed=0):
+    """Random normalised (template, search) of the recipe's sizes, and for ``track`` a random window."""
     generator = torch.Generator().manual_seed(seed)
     t, s = cfg.crop.template_size, cfg.crop.search_size
-    return torch.randn(1, 3, t, t, generator=generator), torch.randn(1, 3, s, s, generator=generator)
+    inputs = (torch.randn(1, 3, t, t, generator=generator), torch.randn(1, 3, s, s, generator=generator))
+    if graph == "track":
+        fs = s // cfg.model.backbone.patch_size
+        inputs += (torch.rand(1, 1, fs, fs, generator=generator),)
+    return inputs
 
 
-def export_onnx(model, cfg, path, opset=DEFAULT_OPSET):
-    """Export ``model`` (float32, built from ``cfg``) to ``path`` (one file, written atomically)."""
-    if opset < 17:
-        raise UserError(f"--opset {opset}: must be >= 17 (LayerNormalization)")
-    model = MapsOnly(model).to("cpu").float().eval()
+def export_onnx(model, cfg, path, opset=DEFAULT_OPSET, graph="track"):
+    """Export ``model`` (built from ``cfg``) as the ``graph`` graph to ``path`` (one file, written atomically)."""
+    if opset < 20:
+        raise UserError(f"--opset {opset}: must be >= 20 (Gelu)")
+    if graph not in GRAPHS:
+        raise UserError(f"--graph {graph!r}: expected one of {', '.join(GRAPHS)}")
+    input_names, output_names = GRAPHS[graph]
     # torch.export-based exporter: the legacy tracer freezes the candidate-elimination indices of the example.
     with contextlib.redirect_stdout(io.StringIO()):
-        program = torch.onnx.export(model, example_inputs(cfg), input_names=list(INPUT_NAMES),
-                                    output_names=list(OUTPUT_NAMES), opset_version=opset, dynamo=True,
-                                    external_data=False)
+        program = torch.onnx.export(
+            graph_module(model, graph), example_inputs(cfg, graph), input_names=list(input_names),
+            output_names=list(output_names), opset_version=opset, dynamo=True, external_data=False,
+            custom_translation_table={torch.ops.mimtrack.self_attention.default: _self_attention_onnx})
     with atomic_write(path, "wb") as f:
         f.write(program.model_proto.SerializeToString())
     return pathlib.Path(path)
 
 
 def quantize_onnx_int8(src, dst):
-    """ONNX Runtime dynamic int8 quantisation of ``src`` (MatMul weights int8, activations per call) -> ``dst``."""
+    """ONNX Runtime dynamic int8 quantisation of ``src`` -> ``dst``: the weights of the MatMul and fused Attention
+    nodes in int8, their activations quantised per call; the head's convolutions stay float32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     directory = pathlib.Path(dst).resolve().parent
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-quant-") as tmp:
         out = pathlib.Path(tmp) / "int8.onnx"
-        quantize_dynamic(os.fspath(src), os.fspath(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(os.fspath(src), os.fspath(out), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Attention"])
         os.replace(out, dst)
     return pathlib.Path(dst)
 
 
-def max_differences(model, path, cfg, seed=1):
-    """Largest |torch - onnxruntime| of each output map on one random input pair: {name: float}."""
+def max_differences(model, path, cfg, graph="track", seed=1):
+    """Largest |torch - onnxruntime| of each float output on one random input: {name: float}; for ``track`` also
+    ``peak``: 0 when both chose the same cell, else 1."""
     import onnxruntime as ort
 
-    template, search = example_inputs(cfg, seed)
+    inputs = example_inputs(cfg, graph, seed)
     with torch.inference_mode():
-        expected = MapsOnly(model).to("cpu").eval()(template, search)
+        module = TrackingStep(model) if graph == "track" else MapsOnly(model)
+        expected = module.to("cpu").eval()(*inputs)
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-    got = session.run(list(OUTPUT_NAMES), {"template": template.numpy(), "search": search.numpy()})
-    return {name: float((torch.from_numpy(g) - e).abs().max()) for name, g, e in zip(OUTPUT_NAMES, got, expected)}
+    input_names, output_names = GRAPHS[graph]
+    got = session.run(list(output_names), {n: t.numpy() for n, t in zip(input_names, inputs)})
+    diffs = {}
+    for name, g, e in zip(output_names, got, expected):
+        g = torch.from_numpy(g)
+        diffs[name] = float((g != e).any()) if name == "peak" else float((g - e.float()).abs().max())
+    return diffs
 
 
 def default_cache_dir():
@@ -114,7 +218,7 @@ def model_key(model, cfg, opset=DEFAULT_OPSET):
 
 
 def cached_onnx(model, cfg, int8=False, cache_dir=None):
-    """Path of ``model``'s ONNX graph (int8: dynamically quantised) in the cache, exported on first use."""
+    """Path of ``model``'s ``track`` graph (int8: dynamically quantised) in the cache, exported on first use."""
     cache_dir = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
     key = model_key(model, cfg)
     path = cache_dir / f"{cfg.name or 'tracker'}-{key}.onnx"
@@ -133,8 +237,11 @@ def add_arguments(parser):
                         "(with --checkpoint; both absent: the bundled demo tracker)")
     parser.add_argument("--checkpoint", help="tracker checkpoint (.pth) trained with --config")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
+    parser.add_argument("--graph", choices=sorted(GRAPHS), default="track",
+                        help="track (default): one tracking step, score map + box at the windowed peak, what the "
+                        "onnxruntime backend runs; maps: the raw score/size/offset maps")
     parser.add_argument("--int8", action="store_true", help="also quantise: write dynamic-int8 weights (MatMul)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 17, default {DEFAULT_OPSET})")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 20, default {DEFAULT_OPSET})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value (repeatable)")
 
@@ -149,16 +256,17 @@ def run(args):
     tracker = load_tracker(args.config, args.checkpoint, device="cpu", overrides=args.overrides)
     model, cfg = tracker.model, tracker.cfg
     if not args.int8:
-        export_onnx(model, cfg, args.out, args.opset)
+        export_onnx(model, cfg, args.out, args.opset, args.graph)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            float_path = export_onnx(model, cfg, os.path.join(tmp, "float.onnx"), args.opset)
+            float_path = export_onnx(model, cfg, os.path.join(tmp, "float.onnx"), args.opset, args.graph)
             quantize_onnx_int8(float_path, os.path.join(tmp, "int8.onnx"))
             with atomic_write(args.out, "wb") as f, open(os.path.join(tmp, "int8.onnx"), "rb") as src:
                 shutil.copyfileobj(src, f)
-    line = f"wrote {args.out} (opset {args.opset}, inputs template 1x3x{cfg.crop.template_size}^2 and search " \
-           f"1x3x{cfg.crop.search_size}^2, {'int8 dynamic' if args.int8 else 'float32'})"
-    print(line)
-    diffs = max_differences(model, args.out, cfg)
+    inputs, outputs = GRAPHS[args.graph]
+    print(f"wrote {args.out} ({args.graph} graph, opset {args.opset}, {'int8 dynamic' if args.int8 else 'float32'}; "
+          f"inputs {', '.join(inputs)}; outputs {', '.join(outputs)}; template 1x3x{cfg.crop.template_size}^2, "
+          f"search 1x3x{cfg.crop.search_size}^2)")
+    diffs = max_differences(model, args.out, cfg, args.graph)
     print("max |torch - onnxruntime| on a random input: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     return 0

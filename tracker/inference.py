@@ -21,7 +21,6 @@ import torch
 from mimtrack.errors import UserError
 from tracker.config import load_tracker_config
 from tracker.geometry import clip_box, crop_resize, hann2d, map_box_back
-from tracker.model.head import decode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -88,7 +87,9 @@ class Tracker:
         self.mean_np = np.array(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
         self.std_np = np.array(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
         feat_size = cfg.crop.search_size // cfg.model.backbone.patch_size
-        self.window = hann2d(feat_size).to(self.device) if cfg.inference.hann_window else None
+        window = hann2d(feat_size) if cfg.inference.hann_window else torch.ones(feat_size, feat_size)
+        self.window = window.to(self.device, torch.float32).view(1, 1, feat_size, feat_size)
+        self.search_factor = cfg.inference.search_factor or cfg.crop.search_factor
         size = cfg.crop.search_size
         self.search_pixels = np.empty((size, size, 3), dtype=np.uint8)
         self.search_input = torch.empty(1, 3, size, size, device=self.device)
@@ -136,16 +137,12 @@ class Tracker:
         image = as_rgb(image)
         height, width = image.shape[:2]
         search_size = self.cfg.crop.search_size
-        crop, resize_factor = crop_resize(image, self.state, self.cfg.crop.search_factor, search_size,
+        crop, resize_factor = crop_resize(image, self.state, self.search_factor, search_size,
                                           out=self.search_pixels)
-        score_map, size_map, offset_map = self.network(self._normalise(crop, self.search_input))
+        score_map, box_norm, peak = self.network(self._normalise(crop, self.search_input), self.window)
+        score = float(score_map.flatten()[int(peak[0])])
 
-        response = score_map * self.window if self.window is not None else score_map
-        box_norm = decode(response, size_map, offset_map)[0]
-        peak = int(response.flatten(1)[0].argmax())
-        score = float(score_map.flatten(1)[0, peak])
-
-        box_crop = (box_norm * search_size / resize_factor).tolist()   # cx, cy, w, h at image scale
+        box_crop = (box_norm[0] * search_size / resize_factor).tolist()   # cx, cy, w, h at image scale
         box = map_box_back(box_crop, self.state, resize_factor, search_size)
         self.state = clip_box(box, height, width, margin=10)
         return {"box": list(self.state), "score": score}

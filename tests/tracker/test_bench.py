@@ -47,11 +47,12 @@ def test_bench_times_tracker_calls_on_frames_in_memory():
     class CountingTracker:
         device = torch.device("cpu")
         search_input = torch.zeros(1)
+        window = torch.ones(1)
 
         def initialize(self, image, box):
             calls.append(("init", image))
 
-        def network(self, search):
+        def network(self, search, window):
             calls.append(("net", None))
 
         def track(self, image):

@@ -123,6 +123,21 @@ def test_crops_hold_the_target_at_the_labelled_box(augment):
     assert flips == ({True, False} if augment else {False})
 
 
+def test_label_size_follows_the_patch_size():
+    """A patch-8 backbone scores a 12x12 map on a 96 px search crop: the label must be 12x12 too, peaked at the
+    target's cell (the loader passes the recipe's patch size)."""
+    cfg = TrackerConfig()
+    cfg.crop.template_size, cfg.crop.search_size = 48, 96
+    box = (150, 90, 40, 30)
+    frame = _red_box_frame(box)
+    sample = PairProcessor(cfg.data, cfg.crop, augment=False, stride=8)(
+        frame, np.array(box, float), frame, np.array(box, float), np.random.default_rng(0))
+    hm = sample["search_heatmap"]
+    sx, sy, sw, sh = sample["search_box"] * 12
+    assert hm.shape == (12, 12) and sample["search"].shape == (3, 96, 96)
+    assert np.unravel_index(hm.argmax(), hm.shape) == (np.round(sy + sh / 2), np.round(sx + sw / 2))
+
+
 def test_invalid_crops_are_rejected():
     cfg = TrackerConfig()
     processor = PairProcessor(cfg.data, cfg.crop, augment=False)

@@ -33,20 +33,25 @@ def cache_dir(tmp_path_factory):
 
 
 class Recorder:
-    """Wraps a network and keeps its last output maps."""
+    """Wraps a network and keeps its last input and outputs."""
 
     def __init__(self, network):
-        self.network, self.maps = network, None
+        self.network, self.search, self.outputs = network, None, None
 
     def set_template(self, template):
         self.network.set_template(template)
 
-    def __call__(self, search):
-        self.maps = self.network(search)
-        return self.maps
+    def __call__(self, search, window):
+        self.search = search.clone()
+        self.outputs = self.network(search, window)
+        return self.outputs
 
 
-def test_onnxruntime_matches_torch_over_crossing(shared_dir, checkpoint, cache_dir):
+def test_onnxruntime_matches_torch_over_crossing(shared_dir, checkpoint, cache_dir, tmp_path):
+    """The acceptance parity test: the onnxruntime backend (``track`` graph) gives the torch backend's score maps
+    and boxes; the ``maps`` graph gives its score, size and offset maps, all within 1e-4, over a real sequence."""
+    import onnxruntime as ort
+
     folder = shared_dir / "data" / "otb" / "Crossing"
     frames = sorted((folder / "img").glob("*.jpg"))
     init = [float(v) for v in open(folder / "groundtruth_rect.txt").readline().replace(",", " ").split()]
@@ -55,14 +60,26 @@ def test_onnxruntime_matches_torch_over_crossing(shared_dir, checkpoint, cache_d
     for t in trackers:
         t.network = Recorder(t.network)
         t.initialize(read_image_rgb(frames[0]), init)
-    worst = 0.0
+    model, cfg = trackers[0].model, trackers[0].cfg
+    maps_graph = ort.InferenceSession(str(export.export_onnx(model, cfg, tmp_path / "maps.onnx", graph="maps")),
+                                      providers=["CPUExecutionProvider"])
+    template = trackers[0].template.numpy()
+    worst = {"score_map": 0.0, "box": 0.0, "size_map": 0.0, "offset_map": 0.0}
     for path in frames[1:]:
         image = read_image_rgb(path)
         reference, onnx_result = (t.track(image) for t in trackers)
-        for a, b in zip(trackers[0].network.maps, trackers[1].network.maps):
-            worst = max(worst, float((a - b).abs().max()))
+        (score_t, box_t, peak_t), (score_o, box_o, peak_o) = (t.network.outputs for t in trackers)
+        assert int(peak_t) == int(peak_o)
+        worst["score_map"] = max(worst["score_map"], float((score_t - score_o).abs().max()))
+        worst["box"] = max(worst["box"], float((box_t - box_o).abs().max()))
         np.testing.assert_allclose(onnx_result["box"], reference["box"], atol=1e-3, rtol=0)
-    assert len(frames) == 120 and worst <= 1e-4
+        search = trackers[0].network.search
+        with torch.inference_mode():
+            expected = model(trackers[0].template, search)
+        got = maps_graph.run(["size_map", "offset_map"], {"template": template, "search": search.numpy()})
+        for name, value in zip(("size_map", "offset_map"), got):
+            worst[name] = max(worst[name], float((torch.from_numpy(value) - expected[name]).abs().max()))
+    assert len(frames) == 120 and max(worst.values()) <= 1e-4, worst
 
 
 def test_export_is_cached_by_weights_and_config(checkpoint, cache_dir, monkeypatch):
@@ -71,12 +88,14 @@ def test_export_is_cached_by_weights_and_config(checkpoint, cache_dir, monkeypat
     path = export.cached_onnx(model, cfg, cache_dir=cache_dir)   # exported by the parity test or now
     assert path.is_file() and path.parent == type(path)(cache_dir)
     graph = onnx.load(path)
-    assert [i.name for i in graph.graph.input] == ["template", "search"]
-    assert [o.name for o in graph.graph.output] == ["score_map", "size_map", "offset_map"]
-    assert graph.opset_import[0].version >= 17
+    assert [i.name for i in graph.graph.input] == ["template", "search", "window"]
+    assert [o.name for o in graph.graph.output] == ["score_map", "box", "peak"]
+    assert {o.domain: o.version for o in graph.opset_import}[""] >= 17
     dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input]
-    assert dims == [[1, 3, 128, 128], [1, 3, 256, 256]]   # fixed shapes
-    assert {"TopK", "ScatterElements"} & {n.op_type for n in graph.graph.node}   # candidate elimination is in
+    assert dims == [[1, 3, 128, 128], [1, 3, 256, 256], [1, 1, 16, 16]]   # fixed shapes
+    ops = [n.op_type for n in graph.graph.node]
+    assert {"TopK", "ScatterElements"} & set(ops)   # candidate elimination is in
+    assert ops.count("Attention") == 9             # fused attention in the 12 - 3 blocks that do not eliminate
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although the cache holds the graph")
@@ -102,14 +121,18 @@ def test_onnxruntime_int8_backend_runs(checkpoint, cache_dir):
     assert np.all(np.isfinite(box)) and box[2] >= 10 and box[3] >= 10
 
 
-def test_export_cli_writes_the_graph_and_checks_it(checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("graph", ["track", "maps"])
+def test_export_cli_writes_the_graph_and_checks_it(checkpoint, tmp_path, capsys, graph):
     out = tmp_path / "model.onnx"
-    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out", str(out)]) == 0
+    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out", str(out),
+                 "--graph", graph]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and "max |torch - onnxruntime| on a random input: score_map" in printed
-    onnx.checker.check_model(onnx.load(out))
+    model = onnx.load(out)
+    onnx.checker.check_model(model)
+    assert [o.name for o in model.graph.output] == list(export.GRAPHS[graph][1])
     diffs = [float(w.split()[-1]) for w in printed.strip().split(": ")[-1].split(", ")]
-    assert len(diffs) == 3 and max(diffs) <= 1e-4
+    assert len(diffs) == 3 and max(diffs) <= 1e-4   # track: score_map, box, peak (0: the same cell)
 
 
 def test_export_cli_rejects_bad_arguments(checkpoint, tmp_path, capsys):
@@ -118,6 +141,9 @@ def test_export_cli_rejects_bad_arguments(checkpoint, tmp_path, capsys):
     assert "--checkpoint is required" in capsys.readouterr().err
     assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out",
                  str(tmp_path / "model.txt")]) == 2
+    assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", checkpoint, "--out", str(out),
+                 "--opset", "18"]) == 2
+    assert "--opset 18: must be >= 20" in capsys.readouterr().err
     assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", str(tmp_path / "missing.pth"),
                  "--out", str(out)]) == 2
     assert not out.exists()

@@ -117,7 +117,7 @@ def moving_square_frames(n=12):
     return frames, [20.0, 60.0, 40.0, 40.0]
 
 
-def test_fast_tracker_gives_the_reference_boxes_exactly():
+def test_fast_tracker_gives_the_reference_boxes():
     torch.manual_seed(0)
     cfg = load_tracker_config("vit_tiny_256_ce", SMALL)
     model = build_model(cfg).eval()
@@ -127,20 +127,22 @@ def test_fast_tracker_gives_the_reference_boxes_exactly():
     reference.initialize(frames[0], box)
     assert fast.network.template.shape == (1, 64, 192)   # the template's tokens, computed once
     for frame in frames[1:]:
-        assert fast.track(frame)["box"] == reference.track(frame)
+        # Size and offset come from the peak's 9x9 window (OSTrack.locate): the same sums, other rounding.
+        np.testing.assert_allclose(fast.track(frame)["box"], reference.track(frame), rtol=0, atol=1e-4)
 
 
 def test_torch_network_falls_back_to_the_full_forward_for_other_modules():
     class Plain(torch.nn.Module):
         def forward(self, template, search):
             v = (template.mean() + search.mean()).view(1, 1, 1, 1)
-            return {"score_map": v, "size_map": v, "offset_map": v}
+            return {"score_map": v, "size_map": v.expand(1, 2, 1, 1), "offset_map": v.expand(1, 2, 1, 1)}
 
     network = TorchNetwork(Plain(), "cpu")
     template = torch.ones(1, 3, 8, 8)
     network.set_template(template)
     template.fill_(5)   # the caller's buffer may be reused: the network keeps its own copy
-    assert float(network(torch.zeros(1, 3, 8, 8))[0]) == 1.0
+    score_map, box, peak = network(torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 1, 1))
+    assert float(score_map) == 1.0 and box.tolist() == [[1.0, 1.0, 1.0, 1.0]] and peak.tolist() == [0]
 
 
 def test_torch_int8_runs_and_stays_close_to_float():
@@ -155,10 +157,11 @@ def test_torch_int8_runs_and_stays_close_to_float():
     template, search = torch.randn(1, 3, 128, 128, generator=gen), torch.randn(1, 3, 256, 256, generator=gen)
     for net in (quantized, float_net):
         net.set_template(template)
-    q_maps, f_maps = quantized(search), float_net(search)
+    window = torch.ones(1, 1, 16, 16)
+    q_score, f_score = quantized(search, window)[0], float_net(search, window)[0]
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.model.modules())
-    size_diff = float((q_maps[1] - f_maps[1]).abs().max())
-    assert 0 < size_diff < 0.15   # quantised (not the same function) but close: sizes are sigmoids in [0, 1]
+    score_diff = float((q_score - f_score).abs().max())
+    assert 0 < score_diff < 0.15   # quantised (not the same function) but close: scores are sigmoids in [0, 1]
 
 
 def test_load_tracker_rejects_bad_backend_and_threads():

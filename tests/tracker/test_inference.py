@@ -98,6 +98,22 @@ def test_hann_window_moves_the_argmax(cfg, image):
     assert result["box"] == [44.0, 8.0, 16.0, 10.0]
 
 
+def test_test_time_search_factor_replaces_the_training_one(cfg, image):
+    """inference.search_factor (OSTrack's TEST.SEARCH_FACTOR) sets the search crop; the template crop is unchanged."""
+    cfg.inference.search_factor = 3.0
+    net = FakeNet(peaked_map({(8, 8): 0.9}))
+    tracker = Tracker(net, cfg)
+    tracker.initialize(image, [100, 60, 32, 32])
+    tracker.track(image)
+    template, search = net.calls[0]
+    torch.testing.assert_close(template, normalised(crop_square(image, [100, 60, 32, 32], 2.0, 256 // 2)[0]))
+    torch.testing.assert_close(search, normalised(crop_square(image, [100, 60, 32, 32], 3.0, 256)[0]))
+    assert load_tracker_config("smoke_cpu").inference.search_factor == 3.4   # the demo recipe's, chosen on validation
+    cfg.inference.search_factor = 0.0
+    with pytest.raises(UserError, match="inference.search_factor=0.0"):
+        build_model(cfg)
+
+
 def test_grayscale_rgba_and_changing_frame_sizes(cfg, image):
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     runs = {}

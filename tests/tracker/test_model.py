@@ -212,6 +212,46 @@ def test_decode_hand_built_maps():
     torch.testing.assert_close(CenterHead.decode(score, size, offset), expected)
 
 
+def _head_with_trained_looking_batchnorm(seed=0):
+    torch.manual_seed(seed)
+    head = CenterHead(32, channels=32).eval()
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):   # non-trivial statistics: shifts that padding must not see
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    return head
+
+
+def test_size_and_offset_at_a_cell_equal_the_full_maps_everywhere():
+    """The 9x9-window computation against the full maps at every cell, borders and corners included."""
+    head = _head_with_trained_looking_batchnorm()
+    feat = torch.randn(2, 32, 7, 7)
+    with torch.no_grad():
+        _, size_map, offset_map = head(feat)
+        for cell in range(49):
+            size, offset = head.size_offset_at(feat, torch.tensor([cell, 48 - cell]))
+            for b, c in enumerate((cell, 48 - cell)):
+                torch.testing.assert_close(size[b], size_map[b].flatten(1)[:, c], rtol=0, atol=1e-6)
+                torch.testing.assert_close(offset[b], offset_map[b].flatten(1)[:, c], rtol=0, atol=1e-5)
+
+
+def test_locate_is_decode_of_the_windowed_full_maps(tiny):
+    """The tracking step (:meth:`OSTrack.locate`) against the training forward + decode, with and without a window."""
+    template, search = _inputs()
+    window = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        tokens = tiny.backbone.embed_template(template)
+        out = tiny.forward_cached(tokens, search)
+        for w in (window, None):
+            response = out["score_map"] * w if w is not None else out["score_map"]
+            score_map, box, peak = tiny.locate(tokens, search, w)
+            torch.testing.assert_close(score_map, out["score_map"], rtol=0, atol=0)
+            assert peak.tolist() == response.flatten(1).argmax(dim=1).tolist()
+            torch.testing.assert_close(box, decode(response, out["size_map"], out["offset_map"]), rtol=0, atol=1e-6)
+
+
 def test_score_clamp_and_size_range():
     head = CenterHead(192, 256).eval()
     feat = torch.randn(1, 192, 16, 16)

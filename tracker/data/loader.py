@@ -98,7 +98,7 @@ def build_pair_dataset(cfg, locations, split="train", epoch=0):
         raise UserError(f"data.{split}: the recipe lists no {split} datasets")
     sources = [build_source(e.name, location_of(e.name, locations), e.split) for e in entries]
     sampler = PairSampler(sources, [e.ratio for e in entries], cfg.data.max_gap, cfg.data.min_visible_frames)
-    processor = PairProcessor(cfg.data, cfg.crop, augment=split == "train")
+    processor = PairProcessor(cfg.data, cfg.crop, augment=split == "train", stride=cfg.model.backbone.patch_size)
     samples = cfg.data.samples_per_epoch if split == "train" else cfg.data.val_samples
     return PairDataset(sampler, processor, samples, cfg.train.seed, split, epoch)
 

@@ -19,7 +19,7 @@ from tracker.geometry import box_to_crop, crop_square
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-STRIDE = 16            # the ViT patch size: the score map is (size / 16) x (size / 16)
+STRIDE = 16            # OSTrack's ViT patch size: the score map is (size / 16) x (size / 16)
 MIN_OVERLAP = 0.7      # CornerNet's gaussian_radius parameter used by OSTrack
 
 
@@ -43,8 +43,9 @@ def to_grayscale(image):
     return np.stack([gray, gray, gray], axis=2)
 
 
-def crop_around(frame, gt_box, factor, size, scale_jitter, center_jitter, rng):
-    """Jittered crop of one frame -> (uint8 crop, GT box normalised to the crop), or None when invalid."""
+def crop_around(frame, gt_box, factor, size, scale_jitter, center_jitter, rng, stride=STRIDE):
+    """Jittered crop of one frame -> (uint8 crop, GT box normalised to the crop), or None when invalid.
+    ``stride``: the patch size, which sets the feature size of the padding-mask check."""
     jittered = jittered_box(gt_box, scale_jitter, center_jitter, rng)
     w, h = jittered[2:]
     if not (np.isfinite(jittered).all() and w > 0 and h > 0) or math.ceil(math.sqrt(w * h) * factor) < 1:
@@ -53,7 +54,7 @@ def crop_around(frame, gt_box, factor, size, scale_jitter, center_jitter, rng):
     if pad_mask.all():
         return None
     # F.interpolate(mode='nearest') to the feature size picks rows/columns floor(i * size / feat_size).
-    picks = np.floor(np.arange(size // STRIDE) * (size / (size // STRIDE))).astype(int)
+    picks = np.floor(np.arange(size // stride) * (size / (size // stride))).astype(int)
     if pad_mask[np.ix_(picks, picks)].all():
         return None
     return crop, box_to_crop(gt_box, jittered, resize_factor, size) / size
@@ -85,10 +86,11 @@ def center_heatmap(box, feat_size):
 
 
 class PairProcessor:
-    """Turns (template frame, box, search frame, box) into one training sample, or None to redraw."""
+    """Turns (template frame, box, search frame, box) into one training sample, or None to redraw.
+    ``stride``: the backbone's patch size (the heatmap label is search_size / stride cells a side)."""
 
-    def __init__(self, data_cfg, crop_cfg, augment=True):
-        self.data, self.crop, self.augment = data_cfg, crop_cfg, augment
+    def __init__(self, data_cfg, crop_cfg, augment=True, stride=STRIDE):
+        self.data, self.crop, self.augment, self.stride = data_cfg, crop_cfg, augment, stride
 
     def _crop_tensor(self, crop, box, rng):
         """Brightness jitter and flip (training), ImageNet normalisation -> (3, S, S) float32, box."""
@@ -114,14 +116,14 @@ class PairProcessor:
             search_frame, search_box = flip_frame(search_frame, search_box)
         c, d = self.crop, self.data
         template = crop_around(template_frame, template_box, c.template_factor, c.template_size,
-                               d.template_scale_jitter, d.template_center_jitter, rng)
+                               d.template_scale_jitter, d.template_center_jitter, rng, self.stride)
         if template is None:
             return None
         search = crop_around(search_frame, search_box, c.search_factor, c.search_size,
-                             d.search_scale_jitter, d.search_center_jitter, rng)
+                             d.search_scale_jitter, d.search_center_jitter, rng, self.stride)
         if search is None:
             return None
         template_image, template_box = self._crop_tensor(*template, rng)
         search_image, search_box = self._crop_tensor(*search, rng)
         return {"template": template_image, "search": search_image, "template_box": template_box,
-                "search_box": search_box, "search_heatmap": center_heatmap(search_box, c.search_size // STRIDE)}
+                "search_box": search_box, "search_heatmap": center_heatmap(search_box, c.search_size // self.stride)}

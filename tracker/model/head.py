@@ -21,15 +21,21 @@ def decode(score_map, size_map, offset_map):
     idx_y = idx // fs, idx_x = idx % fs; cx = (idx_x + off_x) / fs, cy = (idx_y + off_y) / fs; w, h read from
     ``size_map`` at the same cell (already normalised to the crop side).
     """
-    b, _, h, w = score_map.shape
-    idx = score_map.flatten(1).argmax(dim=1, keepdim=True)  # (B, 1)
-    idx_y = torch.div(idx, w, rounding_mode="floor")
-    idx_x = idx % w
-    cell = idx.unsqueeze(1).expand(b, 2, 1)
+    b = score_map.shape[0]
+    idx = score_map.flatten(1).argmax(dim=1)  # (B,)
+    cell = idx.view(b, 1, 1).expand(b, 2, 1)
     size = size_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
     offset = offset_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
-    cx = (idx_x.to(offset.dtype) + offset[:, :1]) / w
-    cy = (idx_y.to(offset.dtype) + offset[:, 1:]) / h
+    return cell_box(idx, size, offset, score_map.shape[-1])
+
+
+def cell_box(idx, size, offset, fs):
+    """(B, 4) (cx, cy, w, h) normalised, from the flat cell index (B,) and that cell's size and offset (B, 2)."""
+    idx = idx.unsqueeze(1)
+    idx_y = torch.div(idx, fs, rounding_mode="floor")
+    idx_x = idx % fs
+    cx = (idx_x.to(offset.dtype) + offset[:, :1]) / fs
+    cy = (idx_y.to(offset.dtype) + offset[:, 1:]) / fs
     return torch.cat([cx, cy, size], dim=1)
 
 
@@ -56,9 +62,42 @@ class CenterHead(nn.Module):
             x = getattr(self, f"conv{i}_{name}")(x)
         return x
 
+    def score(self, x):
+        """The score map alone (B, 1, fs, fs), as :meth:`forward` computes it."""
+        return torch.clamp(self._branch("ctr", x).sigmoid(), min=1e-4, max=1 - 1e-4)
+
+    def size_offset_at(self, x, idx):
+        """Size and offset (B, 2) each at the flat cell ``idx`` (B,) of ``x`` (B, C, fs, fs): the values of
+        :meth:`forward`'s maps there, from the cell's 9x9 neighbourhood only (four 3x3 convolutions see 9x9).
+
+        Each convolution runs unpadded on a shrinking window (9 -> 7 -> 5 -> 3 -> 1); positions outside the map
+        are zeroed after every layer, which is what the full maps' zero padding feeds the next layer. A tracker
+        needs these two maps at one cell only, so this is most of the head's work saved, exactly.
+        """
+        b, c, fs, _ = x.shape
+        reach = 4
+        padded = nn.functional.pad(x, (reach,) * 4)
+        row = torch.div(idx, fs, rounding_mode="floor")
+        col = idx % fs
+        offsets = torch.arange(-reach, reach + 1, device=x.device)
+        rows = row.view(b, 1, 1) + offsets.view(1, -1, 1)            # (B, 9, 1) map rows of the window
+        cols = col.view(b, 1, 1) + offsets.view(1, 1, -1)            # (B, 1, 9)
+        flat = ((rows + reach) * (fs + 2 * reach) + cols + reach).reshape(b, 1, -1).expand(b, c, -1)
+        window = padded.flatten(2).gather(2, flat).view(b, c, 2 * reach + 1, 2 * reach + 1)
+        inside = ((rows >= 0) & (rows < fs) & (cols >= 0) & (cols < fs)).unsqueeze(1).to(x.dtype)  # (B,1,9,9)
+        out = {}
+        for name in ("size", "offset"):
+            y = window
+            for i in range(1, 5):
+                conv, bn, relu = getattr(self, f"conv{i}_{name}")
+                y = relu(bn(nn.functional.conv2d(y, conv.weight, conv.bias)))
+                y = y * inside[:, :, i:-i, i:-i]
+            out[name] = getattr(self, f"conv5_{name}")(y).flatten(1)  # (B, 2)
+        return out["size"].sigmoid(), out["offset"]
+
     def forward(self, x):
         """Features (B, C, fs, fs) -> (score_map (B,1,fs,fs), size_map (B,2,fs,fs), offset_map (B,2,fs,fs))."""
-        score = torch.clamp(self._branch("ctr", x).sigmoid(), min=1e-4, max=1 - 1e-4)
+        score = self.score(x)
         size = self._branch("size", x).sigmoid()
         offset = self._branch("offset", x)
         return score, size, offset

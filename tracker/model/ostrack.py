@@ -5,7 +5,7 @@ from torch import nn
 from mimtrack.errors import UserError
 from pretrain.vit import vit_kwargs
 from tracker.model.backbone import TEMPLATE_RANGES, OneStreamViT
-from tracker.model.head import CenterHead, decode
+from tracker.model.head import CenterHead, cell_box, decode
 
 
 class OSTrack(nn.Module):
@@ -25,9 +25,7 @@ class OSTrack(nn.Module):
     def forward_cached(self, template_tokens, search, ce_keep_rate=None):
         """:meth:`forward` with the template embedded once by ``backbone.embed_template`` (what a tracker caches)."""
         tokens, aux = self.backbone.forward_cached(template_tokens, search, ce_keep_rate=ce_keep_rate)
-        fs = self.backbone.grid_x
-        feat = tokens[:, -fs * fs:].transpose(1, 2).reshape(tokens.shape[0], -1, fs, fs)
-        score_map, size_map, offset_map = self.box_head(feat)
+        score_map, size_map, offset_map = self.box_head(self.search_features(tokens))
         boxes = decode(score_map, size_map, offset_map)
         return {
             "pred_boxes": boxes.view(-1, 1, 4),
@@ -38,12 +36,36 @@ class OSTrack(nn.Module):
             "removed_indexes_s": aux["removed_indexes_s"],
         }
 
+    def search_features(self, tokens):
+        """Backbone tokens (B, Lz + Lx, D) -> the search tokens as a feature map (B, D, fs, fs)."""
+        fs = self.backbone.grid_x
+        return tokens[:, -fs * fs:].transpose(1, 2).reshape(tokens.shape[0], -1, fs, fs)
+
+    def locate(self, template_tokens, search, window=None):
+        """A tracking step: -> (score_map (B,1,fs,fs), box (B,4) (cx, cy, w, h) normalised to the search crop,
+        peak (B,) the flat index of the chosen cell).
+
+        The box is ``decode(score_map * window, size_map, offset_map)`` of :meth:`forward_cached`, but size and
+        offset are computed at the chosen cell only (:meth:`CenterHead.size_offset_at`): the same numbers for
+        about a third of the head's work. ``window`` (1, 1, fs, fs), e.g. a Hann window, or None.
+        """
+        tokens, _ = self.backbone.forward_cached(template_tokens, search)
+        feat = self.search_features(tokens)
+        score_map = self.box_head.score(feat)
+        response = score_map * window if window is not None else score_map
+        peak = response.flatten(1).argmax(dim=1)
+        size, offset = self.box_head.size_offset_at(feat, peak)
+        return score_map, cell_box(peak, size, offset, feat.shape[-1]), peak
+
 
 def _check_config(cfg):
     b, ce, crop = cfg.model.backbone, cfg.model.ce, cfg.crop
     for name, size in (("crop.template_size", crop.template_size), ("crop.search_size", crop.search_size)):
         if size <= 0 or size % b.patch_size:
             raise UserError(f"{name}={size}: must be a positive multiple of the patch size {b.patch_size}")
+    factor = cfg.inference.search_factor
+    if factor is not None and not factor > 0:
+        raise UserError(f"inference.search_factor={factor}: must be > 0 (or null: crop.search_factor)")
     if len(ce.locations) != len(ce.keep_ratio):
         raise UserError(f"model.ce: {len(ce.locations)} locations but {len(ce.keep_ratio)} keep ratios")
     if any(not 0 < r <= 1 for r in ce.keep_ratio):
