@@ -75,6 +75,8 @@ def main():
     parser.add_argument("--sequence", default=str(REPO.parent / "shared" / "data" / "otb" / "Crossing"))
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: must be >= 1")
 
     import torch
 

@@ -13,7 +13,7 @@ import os
 import torch
 
 from mimtrack.errors import UserError
-from tracker.model.head import decode
+from tracker.model.head import cell_box
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,8 +78,11 @@ class TorchNetwork:
 
     def _locate_in_maps(self, template, search, window):
         out = self.model(template, search)
-        response = out["score_map"] * window
-        return out["score_map"], decode(response, out["size_map"], out["offset_map"]), response.flatten(1).argmax(dim=1)
+        score_map = out["score_map"]
+        peak = (score_map * window).flatten(1).argmax(dim=1)
+        cell = peak.view(-1, 1, 1).expand(-1, 2, 1)
+        size, offset = (out[name].flatten(2).gather(2, cell).squeeze(-1) for name in ("size_map", "offset_map"))
+        return score_map, cell_box(peak, size, offset, score_map.shape[-1]), peak
 
     @torch.inference_mode()
     def __call__(self, search, window):
@@ -125,6 +128,10 @@ class OnnxNetwork:
                                 f"(install onnxruntime-gpu)")
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
         self.session = ort.InferenceSession(os.fspath(path), options, providers=providers)
+        inputs = [i.name for i in self.session.get_inputs()]
+        if inputs != ["template", "search", "window"]:
+            raise UserError(f"{path}: inputs {inputs}, not a tracking-step graph (template, search, window; "
+                            f"mimtrack export --graph track)")
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.template = None
 

@@ -1,9 +1,10 @@
 """``mimtrack bench``: how fast the tracker runs here, and what exactly was timed.
 
 Two numbers, each the median and 90th percentile of per-frame times after ``--warmup`` untimed frames:
-- network: the network's forward on one preprocessed search image (the template is set once);
-- end to end: ``Tracker.track`` on an RGB frame already in memory (crop + resize, normalise, network, Hann
-  window, decode, map back, clip) -- image decoding from disk is excluded.
+- network: one network call on a preprocessed search image (the template is set once): the forward, the Hann
+  window, the peak and the box at it in crop coordinates (the backends' tracking step, ``OSTrack.locate``);
+- end to end: ``Tracker.track`` on an RGB frame already in memory (crop + resize, normalise, the network call,
+  map back, clip) -- image decoding from disk is excluded.
 Frames are the generated demo clip (looped), or the images of ``--images`` decoded into memory first.
 Speed does not depend on the weights, so without ``--checkpoint`` the recipe's untrained weights are used.
 """
@@ -180,7 +181,7 @@ def print_result(r):
           f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, load average {m.get('load_average')}")
     print(f"frames: {r['source']} ({r['frame_size'][0]}x{r['frame_size'][1]}), {r['frames']} timed after "
           f"{r['warmup']} warm-up")
-    for key, what in (("network", "network only (forward on a preprocessed search image)"),
+    for key, what in (("network", "network only (tracking step on a preprocessed search image)"),
                       ("end_to_end", "end to end (RGB frame in memory -> box: crop, normalise, network, decode, "
                                      "map back)")):
         s = r[key]

@@ -240,7 +240,7 @@ def add_arguments(parser):
     parser.add_argument("--graph", choices=sorted(GRAPHS), default="track",
                         help="track (default): one tracking step, score map + box at the windowed peak, what the "
                         "onnxruntime backend runs; maps: the raw score/size/offset maps")
-    parser.add_argument("--int8", action="store_true", help="also quantise: write dynamic-int8 weights (MatMul)")
+    parser.add_argument("--int8", action="store_true", help="also quantise: dynamic int8 weights of the MatMul and Attention nodes")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 20, default {DEFAULT_OPSET})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value (repeatable)")

@@ -89,7 +89,8 @@ class Tracker:
         feat_size = cfg.crop.search_size // cfg.model.backbone.patch_size
         window = hann2d(feat_size) if cfg.inference.hann_window else torch.ones(feat_size, feat_size)
         self.window = window.to(self.device, torch.float32).view(1, 1, feat_size, feat_size)
-        self.search_factor = cfg.inference.search_factor or cfg.crop.search_factor
+        test_factor = cfg.inference.search_factor
+        self.search_factor = test_factor if test_factor is not None else cfg.crop.search_factor
         size = cfg.crop.search_size
         self.search_pixels = np.empty((size, size, 3), dtype=np.uint8)
         self.search_input = torch.empty(1, 3, size, size, device=self.device)

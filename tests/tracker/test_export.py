@@ -9,7 +9,9 @@ import torch
 
 import tracker.export as export
 from mimtrack.cli import main
+from mimtrack.errors import UserError
 from tracker import build_model, load_tracker, read_image_rgb
+from tracker.backends import OnnxNetwork
 from tracker.checkpoints import save_tracker_checkpoint
 from tracker.config import load_tracker_config
 
@@ -61,8 +63,10 @@ def test_onnxruntime_matches_torch_over_crossing(shared_dir, checkpoint, cache_d
         t.network = Recorder(t.network)
         t.initialize(read_image_rgb(frames[0]), init)
     model, cfg = trackers[0].model, trackers[0].cfg
-    maps_graph = ort.InferenceSession(str(export.export_onnx(model, cfg, tmp_path / "maps.onnx", graph="maps")),
-                                      providers=["CPUExecutionProvider"])
+    maps_path = export.export_onnx(model, cfg, tmp_path / "maps.onnx", graph="maps")
+    maps_graph = ort.InferenceSession(str(maps_path), providers=["CPUExecutionProvider"])
+    with pytest.raises(UserError, match="not a tracking-step graph"):
+        OnnxNetwork(maps_path)
     template = trackers[0].template.numpy()
     worst = {"score_map": 0.0, "box": 0.0, "size_map": 0.0, "offset_map": 0.0}
     for path in frames[1:]:
@@ -90,7 +94,7 @@ def test_export_is_cached_by_weights_and_config(checkpoint, cache_dir, monkeypat
     graph = onnx.load(path)
     assert [i.name for i in graph.graph.input] == ["template", "search", "window"]
     assert [o.name for o in graph.graph.output] == ["score_map", "box", "peak"]
-    assert {o.domain: o.version for o in graph.opset_import}[""] >= 17
+    assert {o.domain: o.version for o in graph.opset_import}[""] == export.DEFAULT_OPSET
     dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input]
     assert dims == [[1, 3, 128, 128], [1, 3, 256, 256], [1, 1, 16, 16]]   # fixed shapes
     ops = [n.op_type for n in graph.graph.node]
@@ -115,6 +119,7 @@ def test_onnxruntime_int8_backend_runs(checkpoint, cache_dir):
     assert t.network.session.get_session_options().intra_op_num_threads == 1
     ops = {n.op_type for n in onnx.load(t.network.session._model_path).graph.node}
     assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
+    assert "QAttention" in ops   # the fused attention nodes are quantised too
     image = np.random.default_rng(0).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
     t.initialize(image, [60, 40, 30, 30])
     box = t.track(image)["box"]

@@ -8,7 +8,7 @@ from mimtrack.errors import UserError
 from tracker.config import TrackerConfig
 from tracker.model import OSTrack, build_model
 from tracker.model.backbone import template_centre_index
-from tracker.model.head import CenterHead, decode
+from tracker.model.head import CenterHead, cell_box, decode
 
 
 def _cfg(arch="vit_tiny", depth=None, locations=(3, 6, 9), template=128, search=256, template_range="CTR_POINT"):
@@ -227,14 +227,16 @@ def _head_with_trained_looking_batchnorm(seed=0):
 def test_size_and_offset_at_a_cell_equal_the_full_maps_everywhere():
     """The 9x9-window computation against the full maps at every cell, borders and corners included."""
     head = _head_with_trained_looking_batchnorm()
-    feat = torch.randn(2, 32, 7, 7)
-    with torch.no_grad():
-        _, size_map, offset_map = head(feat)
-        for cell in range(49):
-            size, offset = head.size_offset_at(feat, torch.tensor([cell, 48 - cell]))
-            for b, c in enumerate((cell, 48 - cell)):
-                torch.testing.assert_close(size[b], size_map[b].flatten(1)[:, c], rtol=0, atol=1e-6)
-                torch.testing.assert_close(offset[b], offset_map[b].flatten(1)[:, c], rtol=0, atol=1e-5)
+    for fs in (7, 12):   # 7: every window sticks out of the map; 12: some lie wholly inside
+        feat = torch.randn(2, 32, fs, fs)
+        last = fs * fs - 1
+        with torch.no_grad():
+            _, size_map, offset_map = head(feat)
+            for cell in range(fs * fs):
+                size, offset = head.size_offset_at(feat, torch.tensor([cell, last - cell]))
+                for b, c in enumerate((cell, last - cell)):
+                    torch.testing.assert_close(size[b], size_map[b].flatten(1)[:, c], rtol=0, atol=1e-6)
+                    torch.testing.assert_close(offset[b], offset_map[b].flatten(1)[:, c], rtol=0, atol=1e-5)
 
 
 def test_locate_is_decode_of_the_windowed_full_maps(tiny):
@@ -250,6 +252,17 @@ def test_locate_is_decode_of_the_windowed_full_maps(tiny):
             torch.testing.assert_close(score_map, out["score_map"], rtol=0, atol=0)
             assert peak.tolist() == response.flatten(1).argmax(dim=1).tolist()
             torch.testing.assert_close(box, decode(response, out["size_map"], out["offset_map"]), rtol=0, atol=1e-6)
+
+
+def test_cell_box_is_float32_for_low_precision_maps():
+    """Under fp16/bf16 autocast the head's values arrive in low precision; cell + offset must not be rounded there
+    (bf16 spaces 8..16 by 1/16: 15 + 0.7 would become 15.6875)."""
+    offset = torch.tensor([[0.7, 0.3]], dtype=torch.bfloat16)
+    size = torch.tensor([[0.2, 0.1]], dtype=torch.bfloat16)
+    box = cell_box(torch.tensor([255]), size, offset, 16)
+    assert box.dtype == torch.float32
+    assert box[0, 0].item() == ((15 + offset.float()[0, 0]) / 16).item()
+    assert box[0, 1].item() == ((15 + offset.float()[0, 1]) / 16).item()
 
 
 def test_score_clamp_and_size_range():

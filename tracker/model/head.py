@@ -16,7 +16,7 @@ def conv_bn_relu(in_channels, out_channels):
 
 
 def decode(score_map, size_map, offset_map):
-    """Box at the score argmax -> (B, 4) (cx, cy, w, h) normalised to the search crop.
+    """Box at the score argmax -> (B, 4) (cx, cy, w, h) normalised to the search crop (square maps, as OSTrack's).
 
     idx_y = idx // fs, idx_x = idx % fs; cx = (idx_x + off_x) / fs, cy = (idx_y + off_y) / fs; w, h read from
     ``size_map`` at the same cell (already normalised to the crop side).
@@ -30,12 +30,14 @@ def decode(score_map, size_map, offset_map):
 
 
 def cell_box(idx, size, offset, fs):
-    """(B, 4) (cx, cy, w, h) normalised, from the flat cell index (B,) and that cell's size and offset (B, 2)."""
+    """(B, 4) (cx, cy, w, h) normalised, from the flat cell index (B,) of an fs x fs map and that cell's size and
+    offset (B, 2). Always float32: under fp16/bf16 autocast, cell + offset would lose up to 1/32 of a cell."""
     idx = idx.unsqueeze(1)
     idx_y = torch.div(idx, fs, rounding_mode="floor")
     idx_x = idx % fs
-    cx = (idx_x.to(offset.dtype) + offset[:, :1]) / fs
-    cy = (idx_y.to(offset.dtype) + offset[:, 1:]) / fs
+    offset, size = offset.float(), size.float()
+    cx = (idx_x.to(torch.float32) + offset[:, :1]) / fs
+    cy = (idx_y.to(torch.float32) + offset[:, 1:]) / fs
     return torch.cat([cx, cy, size], dim=1)
 
 
@@ -72,7 +74,7 @@ class CenterHead(nn.Module):
 
         Each convolution runs unpadded on a shrinking window (9 -> 7 -> 5 -> 3 -> 1); positions outside the map
         are zeroed after every layer, which is what the full maps' zero padding feeds the next layer. A tracker
-        needs these two maps at one cell only, so this is most of the head's work saved, exactly.
+        needs these two maps at one cell only: the same sums (up to float rounding) for a third of the head's work.
         """
         b, c, fs, _ = x.shape
         reach = 4

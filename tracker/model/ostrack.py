@@ -1,5 +1,7 @@
 """The OSTrack network (one-stream ViT + CENTER head) and its builder from a :class:`TrackerConfig`."""
 
+import math
+
 from torch import nn
 
 from mimtrack.errors import UserError
@@ -46,8 +48,8 @@ class OSTrack(nn.Module):
         peak (B,) the flat index of the chosen cell).
 
         The box is ``decode(score_map * window, size_map, offset_map)`` of :meth:`forward_cached`, but size and
-        offset are computed at the chosen cell only (:meth:`CenterHead.size_offset_at`): the same numbers for
-        about a third of the head's work. ``window`` (1, 1, fs, fs), e.g. a Hann window, or None.
+        offset are computed at the chosen cell only (:meth:`CenterHead.size_offset_at`): the same sums, up to float
+        rounding, for about a third of the head's work. ``window`` (1, 1, fs, fs), e.g. a Hann window, or None.
         """
         tokens, _ = self.backbone.forward_cached(template_tokens, search)
         feat = self.search_features(tokens)
@@ -64,7 +66,7 @@ def _check_config(cfg):
         if size <= 0 or size % b.patch_size:
             raise UserError(f"{name}={size}: must be a positive multiple of the patch size {b.patch_size}")
     factor = cfg.inference.search_factor
-    if factor is not None and not factor > 0:
+    if factor is not None and not (math.isfinite(factor) and factor > 0):
         raise UserError(f"inference.search_factor={factor}: must be > 0 (or null: crop.search_factor)")
     if len(ce.locations) != len(ce.keep_ratio):
         raise UserError(f"model.ce: {len(ce.locations)} locations but {len(ce.keep_ratio)} keep ratios")
