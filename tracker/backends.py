@@ -13,7 +13,7 @@ import os
 import torch
 
 from mimtrack.errors import UserError
-from tracker.model.head import cell_box
+from tracker.model.head import peak_box
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,11 +78,8 @@ class TorchNetwork:
 
     def _locate_in_maps(self, template, search, window):
         out = self.model(template, search)
-        score_map = out["score_map"]
-        peak = (score_map * window).flatten(1).argmax(dim=1)
-        cell = peak.view(-1, 1, 1).expand(-1, 2, 1)
-        size, offset = (out[name].flatten(2).gather(2, cell).squeeze(-1) for name in ("size_map", "offset_map"))
-        return score_map, cell_box(peak, size, offset, score_map.shape[-1]), peak
+        box, peak = peak_box(out["score_map"] * window, out["size_map"], out["offset_map"])
+        return out["score_map"], box, peak
 
     @torch.inference_mode()
     def __call__(self, search, window):

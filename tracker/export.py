@@ -121,12 +121,15 @@ class TrackingStep(torch.nn.Module):
         return self.model.locate(self.model.backbone.embed_template(template), search, window)
 
 
+GRAPH_MODULES = {"track": TrackingStep, "maps": MapsOnly}
+
+
 def graph_module(model, graph="track"):
     """A float32 CPU copy of ``model`` as the module exported for ``graph``, attention blocks fused."""
     model = copy.deepcopy(model).to("cpu").float().eval()
     for block in getattr(getattr(model, "backbone", None), "blocks", []):
         block.attn = FusedAttention(block.attn)
-    return (TrackingStep(model) if graph == "track" else MapsOnly(model)).eval()
+    return GRAPH_MODULES[graph](model).eval()
 
 
 def example_inputs(cfg, graph="track", seed=0):
@@ -180,8 +183,7 @@ def max_differences(model, path, cfg, graph="track", seed=1):
 
     inputs = example_inputs(cfg, graph, seed)
     with torch.inference_mode():
-        module = TrackingStep(model) if graph == "track" else MapsOnly(model)
-        expected = module.to("cpu").eval()(*inputs)
+        expected = GRAPH_MODULES[graph](model).to("cpu").eval()(*inputs)
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     input_names, output_names = GRAPHS[graph]
     got = session.run(list(output_names), {n: t.numpy() for n, t in zip(input_names, inputs)})

@@ -21,12 +21,17 @@ def decode(score_map, size_map, offset_map):
     idx_y = idx // fs, idx_x = idx % fs; cx = (idx_x + off_x) / fs, cy = (idx_y + off_y) / fs; w, h read from
     ``size_map`` at the same cell (already normalised to the crop side).
     """
+    return peak_box(score_map, size_map, offset_map)[0]
+
+
+def peak_box(score_map, size_map, offset_map):
+    """:func:`decode` that also returns the argmax: -> (box (B, 4), peak (B,) flat cell index)."""
     b = score_map.shape[0]
-    idx = score_map.flatten(1).argmax(dim=1)  # (B,)
-    cell = idx.view(b, 1, 1).expand(b, 2, 1)
+    peak = score_map.flatten(1).argmax(dim=1)  # (B,)
+    cell = peak.view(b, 1, 1).expand(b, 2, 1)
     size = size_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
     offset = offset_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
-    return cell_box(idx, size, offset, score_map.shape[-1])
+    return cell_box(peak, size, offset, score_map.shape[-1]), peak
 
 
 def cell_box(idx, size, offset, fs):
