@@ -31,7 +31,10 @@ setup(
     extras_require={
         "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
         "tensorboard": ["tensorboard"],
-        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        # Real photographs that ship inside packages (`mimtrack collect-photos`): training data without a download.
+        "photos": ["scikit-image", "scikit-learn"],
+        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript",
+                "scikit-image"],
     },
     entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},
     classifiers=[

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "demo": ("tracker.demo", "track one object in a video file or image folder"),
     "train": ("tracker.train.cli", "train a tracker from a recipe (one process, or torchrun for DDP)"),
     "make-synthetic": ("tracker.data.synthetic", "write a synthetic tracking dataset in an official layout"),
+    "collect-photos": ("tracker.data.photos", "write the real photographs installed packages ship into a folder"),
     "pack-lmdb": ("tracker.data.lmdb_pack", "convert a training dataset into an LMDB"),
     "export": ("tracker.export", "export a tracker network to ONNX"),
     "bench": ("tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),

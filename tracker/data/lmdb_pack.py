@@ -18,7 +18,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 
-from .sources import DEFAULT_SPLITS, SOURCE_NAMES, Source, TrainSequence, build_source
+from .sources import DEFAULT_SPLITS, PACKABLE_NAMES, Source, TrainSequence, build_source
 
 FORMAT = "mimtrack-lmdb-1"
 _COMMIT_BYTES = 256 << 20   # commit a write transaction about every 256 MB
@@ -179,7 +179,7 @@ class LmdbSource(Source):
 
 # ---------------------------------------------------------------- command line
 def add_arguments(parser):
-    parser.add_argument("--dataset", required=True, choices=SOURCE_NAMES, help="the dataset family")
+    parser.add_argument("--dataset", required=True, choices=PACKABLE_NAMES, help="the dataset family")
     parser.add_argument("--root", required=True, help="the dataset folder (official layout)")
     parser.add_argument("--split", default="", help="e.g. lasot train, got10k train_full, coco train2017")
     parser.add_argument("--out", required=True, help="the LMDB file to write (e.g. lasot_train.lmdb)")

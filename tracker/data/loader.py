@@ -21,7 +21,7 @@ from mimtrack.errors import UserError
 from .locations import location_of
 from .processing import PairProcessor
 from .sampler import PairSampler
-from .sources import CorruptFrame, build_source, decode_frame
+from .sources import CorruptFrame, build_source
 
 MAX_REDRAWS = 100   # consecutive invalid pairs before giving up: a dataset that broken is a user error
 _SPLIT_IDS = {"train": 0, "val": 1}
@@ -44,13 +44,15 @@ class PairDataset(Dataset):
             source_index, sequence, t, s = self.sampler.sample(rng)
             source = self.sampler.sources[source_index]
             try:
-                template_frame = decode_frame(source.read(sequence.frames[t]), sequence.frames[t])
-                search_frame = (template_frame if s == t else
-                                decode_frame(source.read(sequence.frames[s]), sequence.frames[s]))
+                template_frame = source.frame(sequence.frames[t])
+                if s == t:
+                    search_frame, search_box = source.search_view(template_frame, sequence.boxes[t], rng)
+                else:
+                    search_frame, search_box = source.frame(sequence.frames[s]), sequence.boxes[s]
             except CorruptFrame:
                 skipped += 1
                 continue
-            sample = self.processor(template_frame, sequence.boxes[t], search_frame, sequence.boxes[s], rng)
+            sample = self.processor(template_frame, sequence.boxes[t], search_frame, search_box, rng)
             if sample is not None:
                 sample["skipped"] = skipped
                 return sample

@@ -7,9 +7,9 @@ import yaml
 
 from mimtrack.errors import UserError
 
-from .sources import SOURCE_NAMES
+from .sources import PACKABLE_NAMES, SOURCE_NAMES
 
-KNOWN_NAMES = SOURCE_NAMES + tuple(f"{name}-lmdb" for name in SOURCE_NAMES)
+KNOWN_NAMES = SOURCE_NAMES + tuple(f"{name}-lmdb" for name in PACKABLE_NAMES)
 
 
 def _check(name, path, origin):

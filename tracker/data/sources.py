@@ -16,9 +16,12 @@ import numpy as np
 from mimtrack.errors import UserError
 
 VIDEO_BENCHMARKS = ("lasot", "got10k", "trackingnet")
-SOURCE_NAMES = VIDEO_BENCHMARKS + ("coco", "custom")
+# Sources whose frames are files, which `mimtrack pack-lmdb` can pack (photo pairs are generated on the fly).
+PACKABLE_NAMES = VIDEO_BENCHMARKS + ("coco", "custom")
+SOURCE_NAMES = PACKABLE_NAMES + ("photos",)
 # The split a recipe gets when it names none.
-DEFAULT_SPLITS = {"lasot": "train", "got10k": "train_full", "trackingnet": "train", "coco": "train2017", "custom": ""}
+DEFAULT_SPLITS = {"lasot": "train", "got10k": "train_full", "trackingnet": "train", "coco": "train2017", "custom": "",
+                  "photos": ""}
 
 
 class CorruptFrame(Exception):
@@ -71,6 +74,15 @@ class Source:
         """(len,) number of visible frames of every sequence (the sampler's eligibility test)."""
         return np.array([int(self.sequence(i).visible.sum()) for i in range(len(self))], dtype=np.int64)
 
+    def frame(self, key):
+        """Frame ``key`` as RGB uint8; CorruptFrame when it is missing or cannot be decoded."""
+        return decode_frame(self.read(key), key)
+
+    def search_view(self, frame, box, rng):
+        """The search frame and box of a one-frame (image) pair: the template's frame itself, as OSTrack does
+        for COCO. Sources of still photos override it with a second, augmented view."""
+        return frame, box
+
     def read(self, key):
         """The encoded bytes of a frame, or None when the file is missing or unreadable."""
         try:
@@ -107,15 +119,15 @@ def is_lmdb_path(path):
 
 
 def build_source(name, location, split=""):
-    """The source for a recipe entry: ``name`` (lasot, got10k, trackingnet, coco, custom, or NAME-lmdb), its
-    location and split. A location ending in ``.lmdb`` is read as an LMDB made by ``mimtrack pack-lmdb``."""
+    """The source for a recipe entry: ``name`` (lasot, got10k, trackingnet, coco, custom, photos, or NAME-lmdb),
+    its location and split. A location ending in ``.lmdb`` is read as an LMDB made by ``mimtrack pack-lmdb``."""
     base = name[:-5] if name.endswith("-lmdb") else name
-    if base not in SOURCE_NAMES:
-        known = ", ".join(SOURCE_NAMES + tuple(f"{n}-lmdb" for n in SOURCE_NAMES))
+    if base not in (PACKABLE_NAMES if name.endswith("-lmdb") else SOURCE_NAMES):
+        known = ", ".join(SOURCE_NAMES + tuple(f"{n}-lmdb" for n in PACKABLE_NAMES))
         raise UserError(f"unknown training dataset {name!r} (known: {known})")
     split = split or DEFAULT_SPLITS[base]
     location = os.fspath(location)
-    if name.endswith("-lmdb") or is_lmdb_path(location):
+    if name.endswith("-lmdb") or (base in PACKABLE_NAMES and is_lmdb_path(location)):
         from .lmdb_pack import LmdbSource
 
         return LmdbSource(location, base, split)
@@ -127,6 +139,10 @@ def build_source(name, location, split=""):
         from .coco import CocoSource
 
         return CocoSource(location, split)
+    if base == "photos":
+        from .photos import PhotoPairSource
+
+        return PhotoPairSource(location)
     from .custom import custom_source
 
     return custom_source(location)

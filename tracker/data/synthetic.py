@@ -270,8 +270,10 @@ def sequence_names(fmt, count, split):
     return [f"Synthetic{k:03d}" for k in range(1, count + 1)]
 
 
-def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None):
-    """Write the dataset; returns the sequence (COCO: image) names written."""
+def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None):
+    """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
+    to cut targets, backgrounds, distractors and occluders from (:class:`tracker.data.photos.PhotoVideo`)
+    instead of drawing procedural textures."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     split = split or DEFAULT_SPLITS[fmt]
@@ -283,11 +285,25 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         raise UserError(f"need --sequences >= 1, --frames >= 1 and a size of at least 16x16 "
                         f"(got {sequences}, {frames}, {size[0]}x{size[1]})")
     out = os.fspath(out)
+    bank = None
+    if photos is not None:
+        if fmt == "coco":
+            raise UserError("--photos writes video layouts (lasot, got10k, otb); for still-image pairs from photos "
+                            "train with --data photos=DIR")
+        from .photos import PhotoBank
+
+        bank = PhotoBank(photos)
     if fmt == "coco":
         return write_coco(out, split, sequences, size, seed)
     names = sequence_names(fmt, sequences, split)
     for index, name in enumerate(names):
-        video = SyntheticVideo(np.random.default_rng([seed, index]), frames, size, absence=fmt != "otb")
+        rng = np.random.default_rng([seed, index])
+        if bank is not None:
+            from .photos import PhotoVideo
+
+            video = PhotoVideo(rng, frames, size, bank, absence=fmt != "otb")
+        else:
+            video = SyntheticVideo(rng, frames, size, absence=fmt != "otb")
         if fmt == "lasot":
             write_lasot(out, name, video)
         elif fmt == "got10k":
@@ -319,11 +335,14 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default=None,
                         help="lasot train|test, got10k train|val|test, coco e.g. train2017 (default: the first)")
+    parser.add_argument("--photos", default=None, metavar="DIR",
+                        help="cut targets and scenes from the photos in DIR (e.g. from 'mimtrack collect-photos') "
+                             "instead of procedural textures")
 
 
 def run(args):
     names = make_synthetic(args.format, args.out, args.sequences, args.frames, _size(args.size), args.seed,
-                           args.split)
+                           args.split, args.photos)
     unit = "images" if args.format == "coco" else f"sequences x {args.frames} frames"
     print(f"{args.out}: {len(names)} {args.format} {unit}")
     return 0
