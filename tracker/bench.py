@@ -29,6 +29,8 @@ def add_arguments(parser):
 
     parser.add_argument("--config", default=None, help=f"tracker recipe (default {DEFAULT_CONFIG})")
     parser.add_argument("--checkpoint", help="tracker checkpoint (default: untrained weights; speed is the same)")
+    parser.add_argument("--bundled", action="store_true",
+                        help="time the bundled tracker (its recipe and weights) instead of --config/--checkpoint")
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="network runtime (default torch)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
@@ -147,20 +149,27 @@ def run(args):
     if args.checkpoint and not args.config:
         raise UserError(f"--checkpoint {args.checkpoint}: also pass --config, the recipe it was trained with")
     threads = args.threads if args.threads is not None else physical_cores()
-    config = args.config or DEFAULT_CONFIG
+    config, checkpoint = args.config or DEFAULT_CONFIG, args.checkpoint
+    if args.bundled:
+        from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+
+        if args.config or args.checkpoint:
+            raise UserError("--bundled: times the bundled tracker; leave out --config and --checkpoint")
+        config, checkpoint = DEMO_RECIPE, str(DEMO_WEIGHTS)
     if args.images:
         frames, init_box = load_images(args.images, args.frames + 1)
     else:
         from tracker.clip import render_clip
         rendered, gt = render_clip()
         frames, init_box = rendered, list(gt[0])
-    tracker = load_tracker(config, args.checkpoint, device=args.device, overrides=args.overrides,
+    tracker = load_tracker(config, checkpoint, device=args.device, overrides=args.overrides,
                            backend=args.backend, threads=threads, precision=args.precision, compile=args.compile)
     network, end_to_end = benchmark(tracker, frames, init_box, args.frames, args.warmup)
 
     result = {
         "config": tracker.cfg.name or config,
-        "weights": args.checkpoint or "untrained (speed does not depend on the weights)",
+        "weights": ("bundled " if args.bundled else "") + (checkpoint or "untrained (speed does not depend on the "
+                                                                         "weights)"),
         "backend": args.backend, "device": str(tracker.device), "threads": threads,
         "torch_threads": torch.get_num_threads(), "precision": args.precision, "compile": args.compile,
         "frames": args.frames, "warmup": args.warmup,

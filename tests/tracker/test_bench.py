@@ -79,3 +79,14 @@ def test_bench_on_an_image_folder_and_bad_arguments(tmp_path, capsys):
     assert main(["bench", "--frames", "0"]) == 2
     assert main(["bench", "--checkpoint", "w.pth"]) == 2
     assert "--checkpoint w.pth" in capsys.readouterr().err
+
+
+def test_bench_bundled_times_the_bundled_recipe_and_weights(tmp_path, capsys):
+    from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--bundled", "--frames", "2", "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"] == DEMO_RECIPE and result["weights"] == f"bundled {DEMO_WEIGHTS}"
+    assert main(["bench", "--bundled", "--config", "vit_tiny_256_ce"]) == 2
+    assert "--bundled" in capsys.readouterr().err

@@ -17,7 +17,7 @@ Three pieces, all seeded:
 
 ``mimtrack collect-photos --out DIR`` fills a folder with the real photographs that installable packages ship
 (scikit-image's and scikit-learn's sample images, matplotlib's sample photo, the photographic wallpapers of Debian's
-``mate-backgrounds`` / ``ukui-wallpapers`` packages when installed).
+``mate-backgrounds`` / ``lomiri-wallpapers-20.04`` packages when installed).
 """
 
 import functools
@@ -431,10 +431,10 @@ def random_view(image, box, rng, strength=1.0):
     """A second view of a photo and its box for a still-image training pair: a random perspective warp about the
     box centre (rotation, scale, shear, tilt, shift), colour and brightness change, blur and noise. The box of
     the view is the bounding box of the warped box corners."""
-    # Only a window of 8 box sides around the box can reach a search crop (factor 4, centre jitter 3): warp that
-    # window, not the whole (up to 1024 px) photo.
+    # A search crop (factor 4, centre jitter 3, scale jitter 0.25) stays within ~5 box sides of the box centre:
+    # warp a window of 6 sides around it, not the whole (up to 1024 px) photo.
     x, y, bw, bh = box
-    reach = 4 * math.sqrt(max(bw * bh, 1.0))
+    reach = 6 * math.sqrt(max(bw * bh, 1.0))
     wx0, wy0 = max(int(x + bw / 2 - reach), 0), max(int(y + bh / 2 - reach), 0)
     image = image[wy0:int(y + bh / 2 + reach) + 1, wx0:int(x + bw / 2 + reach) + 1]
     x, y = x - wx0, y - wy0
@@ -518,7 +518,7 @@ class PhotoPairSource(Source):
 # ---------------------------------------------------------------- collect-photos
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "camera", "coins", "moon", "grass", "gravel", "brick", "page", "text", "clock")
-# Photographs among Debian's wallpaper packages (mate-backgrounds' nature set; ukui-wallpapers' two photos).
+# Photographs among Debian's wallpaper packages (mate-backgrounds' nature set; two of lomiri-wallpapers-20.04).
 SYSTEM_PHOTO_GLOBS = ("/usr/share/backgrounds/mate/nature/*.jpg", "/usr/share/backgrounds/Infinite-Sea_by_Aury88.jpg",
                       "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg")
 
