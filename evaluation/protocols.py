@@ -16,6 +16,9 @@ over runs (pytracking's merge_results); GOT-10k pools the frames of all runs.
 'fps' entry of GOT-10k scores; the OPE protocols report no speed.
 Per-attribute scores: ``scores.subset(names)`` re-aggregates the kept
 per-sequence curves exactly as the protocol aggregates the full set.
+Confidence intervals: ``protocol.sequence_sums(states)`` writes every overall
+number as (sum over sequences of a numerator) / (sum of a denominator), the form
+evaluation.bootstrap resamples.
 """
 
 import dataclasses
@@ -86,6 +89,10 @@ class Protocol:
         """Aggregate per-sequence states into :class:`Scores`."""
         raise NotImplementedError
 
+    def sequence_sums(self, sequence_states):
+        """{key: (numerators (S,), denominators (S,))} with overall[key] == sum(num) / sum(den) (0 if no den)."""
+        raise NotImplementedError
+
 
 class _Frames:
     """Every run of every sequence concatenated: one row per frame, one segment per run.
@@ -137,6 +144,9 @@ class _OPEProtocol(Protocol):
     }
     compare = {"success": ">", "precision": "<=", "norm_precision": "<="}
     curve_dtype = np.float64
+    # The curve each overall number is read from (it decides which sequences the average counts).
+    source_curves = {"auc": "success", "precision": "precision", "norm_precision": "norm_precision",
+                     "op50": "success", "op75": "success"}
 
     def align(self, sequence, run, source):
         """The run's rows matched to the GT rows (the protocol's length rule)."""
@@ -189,6 +199,19 @@ class _OPEProtocol(Protocol):
     def average(self, curves):
         """Mean over sequences of (S, K) curves."""
         return curves.mean(axis=0, dtype=self.curve_dtype)
+
+    def counted(self, curves):
+        """Which of the (S, K) curves :meth:`average` counts (all)."""
+        return np.ones(len(curves), dtype=bool)
+
+    def sequence_sums(self, sequence_states):
+        # Every overall number is linear in the averaged curve: a mean of per-sequence numbers.
+        stacked = {key: np.stack([state[key] for state in sequence_states.values()]) for key in self.thresholds}
+        sums = {}
+        for key, values in self.score(stacked).items():
+            counted = self.counted(stacked[self.source_curves[key]]).astype(np.float64)
+            sums[key] = (np.asarray(values, dtype=np.float64) * counted, counted)
+        return sums
 
     def score(self, curves):
         """Headline numbers from curves (K,) or per-sequence curves (S, K): {key: value or (S,) array}."""
@@ -254,9 +277,12 @@ class OfficialProtocol(_OPEProtocol):
         # Absent frames are deleted, but the denominator stays the full length (+ eps as in MATLAB).
         return values, frames.visible(), frames.lengths + np.finfo(float).eps
 
-    def average(self, curves):
+    def counted(self, curves):
         # plot_draw_save.m drops sequences whose whole curve sums to <= eps before averaging.
-        kept = curves[curves.sum(axis=1) > np.finfo(float).eps]
+        return curves.sum(axis=1) > np.finfo(float).eps
+
+    def average(self, curves):
+        kept = curves[self.counted(curves)]
         if len(kept) == 0:
             return np.zeros(curves.shape[1])  # MATLAB would give NaN; a tracker that never scores gets 0
         return kept.mean(axis=0)
@@ -427,6 +453,17 @@ class Got10kValProtocol(Protocol):
         if seconds is not None and len(seconds):
             scores["fps"] = float(np.mean(1.0 / seconds))
         return scores, curve
+
+    def sequence_sums(self, sequence_states):
+        # Frames are pooled: each number is (frames passing, or IoU summed) / frames, over all sequences.
+        # (As score(): SR0.5 counts IoU > 0.5, SR0.75 reads the success curve at its threshold 0.75.)
+        ious = [state["ious"] for state in sequence_states.values()]
+        frames = np.array([len(i) for i in ious], dtype=np.float64)
+        def passing(threshold):
+            return np.array([np.count_nonzero(i > threshold) for i in ious], dtype=np.float64)
+
+        return {"ao": (np.array([i.sum() for i in ious], dtype=np.float64), frames),
+                "sr50": (passing(0.5), frames), "sr75": (passing(metrics.GOT10K_THRESHOLDS[75]), frames)}
 
     def summarise(self, sequence_states):
         if not sequence_states:
