@@ -51,13 +51,14 @@ def parse_table(data, path="<bytes>", columns=None, allow_empty=False):
         line_start = data.rfind(b"\n", 0, first_token.start()) + 1
         columns = len(data[line_start:data.find(b"\n", line_start)].translate(_SEPARATORS).split())
     view = np.frombuffer(data, dtype=np.uint8)
+    present = {char: char in data for char in b"-./"}  # a memchr each: most files lack some
     pieces = []
     position = 0
     while position < len(data):  # chunks of whole lines, so that the arrays stay in cache
         end = data.find(b"\n", position + _CHUNK_BYTES - 1)
         end = len(data) - 1 if end < 0 else end
         buffer = view[position:end + 1]
-        tokens = _tokens(buffer, columns)
+        tokens = _tokens(buffer, columns, present)
         if tokens is None:
             _raise_first_bad_row(data, path, columns)
         values, others = _parse_decimals(buffer, *tokens)
@@ -73,7 +74,7 @@ def parse_table(data, path="<bytes>", columns=None, allow_empty=False):
     return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)).reshape(-1, columns)
 
 
-def _tokens(buffer, columns):
+def _tokens(buffer, columns, present):
     """The tokens of a text ending in a newline: (starts, ends, n_minus, n_dots, plain).
 
     n_minus, n_dots: the number of '-' and '.'; plain: no other byte than digits,
@@ -104,9 +105,9 @@ def _tokens(buffer, columns):
         per_row = np.diff(np.searchsorted(starts, newlines), prepend=0)
         if ((per_row != 0) & (per_row != columns)).any():
             return None
-    n_minus = np.count_nonzero(buffer == 45)
-    n_dots = np.count_nonzero(buffer == 46)
-    plain = plain and not np.count_nonzero(buffer == 47)  # no '/' either
+    n_minus = np.count_nonzero(buffer == 45) if present[45] else 0
+    n_dots = np.count_nonzero(buffer == 46) if present[46] else 0
+    plain = plain and not (present[47] and np.count_nonzero(buffer == 47))  # no '/' either
     return starts, ends, n_minus, n_dots, plain
 
 
@@ -181,7 +182,10 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
     if n == 0:
         return np.zeros(0), np.zeros(0, bool)
     lengths = ends - starts
-    width = min(_MAX_WIDTH, 8 * -(-int(lengths.max()) // 8))
+    longest, shortest = int(lengths.max()), int(lengths.min())
+    if longest == 1 and plain and not n_dots and not n_minus:  # one digit each: labels like full_occlusion.txt
+        return (buffer[starts] - np.uint8(48)).astype(np.float64), np.zeros(n, bool)
+    width = min(_MAX_WIDTH, 8 * -(-longest // 8))
     # The `width` bytes ending at a token's end, from two aligned words per word.
     padded = np.zeros(width + len(buffer) + 16 + (-(width + len(buffer)) % 8), np.uint8)
     padded[width:width + len(buffer)] = buffer
@@ -191,7 +195,6 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
     high_bits = np.uint64(64) - low_bits  # a shift by 64 gives 0
     pad = width - lengths  # bytes before the token in its `width` bytes; < 0: too long, left to float()
     others = pad < 0
-    shortest = int(lengths.min())
     words = []
     current = aligned[index]
     for offset in range(0, width, 8):
