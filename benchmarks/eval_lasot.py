@@ -96,12 +96,13 @@ def fabricate(root, results_root, n_trackers, seed=0):
 
 
 def pytracking_style(root, results_root, n_trackers):
-    """What pytracking's analysis (pytracking/analysis/extract_results.py, OSTrack's copy in
-    lib/test/analysis/) does per sequence and tracker, re-implemented in numpy (no torch):
+    """What the pytracking / OSTrack analysis (pytracking/analysis/extract_results.py and OSTrack's
+    copy in lib/test/analysis/) does per sequence and tracker, re-implemented in numpy (no torch):
     np.loadtxt of groundtruth.txt, full_occlusion.txt and out_of_view.txt (delimiter ','), of each
-    result file trying delimiter '\\t' then ',' (load_text_numpy), then IoU, centre and normalised
-    centre errors and the N x 21 / N x 51 threshold comparisons of the success and precision curves.
-    Returns the AUC per tracker. A measure of that loading path, not the original code.
+    result file trying delimiter '\\t' then ',' (pytracking.utils.load_text.load_text_numpy), then
+    IoU, centre and normalised centre errors (OSTrack's validity rule: GT w > 0 and h > 0, target
+    visible) and the N x 21 / N x 51 threshold comparisons of the success and precision curves.
+    Returns the AUC per tracker. A measure of that loading path and loop, not the original code.
     """
     from evaluation.datasets import split_names
 

@@ -142,7 +142,8 @@ def _bytes_of(value):
 _ZERO_CHARS, _HIGH_BITS, _LOW_7_BITS = _bytes_of(0x30), _bytes_of(0x80), _bytes_of(0x7F)
 _DIGIT_LIMIT = _bytes_of(0x46)  # 0x39 + 0x46 = 0x7F: adding it sets the high bit of any byte above '9'
 _KEEP_FROM = np.array([((1 << 64) - 1) ^ ((1 << (8 * c)) - 1) for c in range(9)], dtype=np.uint64)  # bytes >= c
-_BYTE_INDEX = np.uint64(0x0001020304050607)  # (1 << 8j) * this has j in its top byte
+# (1 << 8j) * _DOT_POSITION[k] has 8k + j in its top byte: the position of byte j of word k.
+_DOT_POSITION = [np.uint64(sum((8 * k + j) << (8 * (7 - j)) for j in range(8))) for k in range(3)]
 
 
 def _long_pow10():
@@ -189,6 +190,13 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
     # The `width` bytes ending at a token's end, from two aligned words per word.
     padded = np.zeros(width + len(buffer) + 16 + (-(width + len(buffer)) % 8), np.uint8)
     padded[width:width + len(buffer)] = buffer
+    # Sign: a '-' is allowed as the first character only; it becomes a '0'.
+    negative = np.zeros(n, bool)
+    if n_minus:
+        negative = buffer[starts] == 45
+        padded[width + starts[negative]] = 48
+        if np.count_nonzero(negative) != n_minus:
+            plain = False  # a '-' elsewhere: the digit test below finds it
     aligned = padded.view(np.uint64)
     index = ends >> 3  # ends + width - width: where the window starts in `padded`
     low_bits = ((ends & 7) * 8).astype(np.uint64)
@@ -210,35 +218,24 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
         lowered = (words[-1] >> np.uint64(40)) | np.uint64(0x202020)
         is_nan = (lengths == 3) & (lowered == np.uint64(0x6E616E))  # 'nan', any case
 
-    # Sign: a '-' is allowed as the first character only; it becomes a '0'.
-    negative = np.zeros(n, bool)
-    if n_minus:
-        first = (8 * pad).astype(np.uint64)  # bit offset of the first character
-        for k, word in enumerate(words):
-            in_word = (first >= np.uint64(64 * k)) & (first < np.uint64(64 * k + 64))
-            flag = np.where(in_word, np.uint64(0x80) << (first - np.uint64(64 * k)), np.uint64(0))
-            minus = _equal_bytes(word, 0x2D) & flag
-            word += (minus >> np.uint64(7)) * np.uint64(3)  # '-' + 3 = '0'
-            negative |= minus != 0
-        if np.count_nonzero(negative) != n_minus:
-            plain = False  # a '-' elsewhere: the digit test below finds it
-
     # At most one '.': read as a '0' digit, then taken out of the mantissa below.
     has_dot = np.zeros(n, bool)
     if n_dots:
         position = np.zeros(n, np.uint64)  # of the '.' in the token's `width` bytes
-        units, holds = [], []
+        units = []
         for k, word in enumerate(words):
             # In a plain token only the '.' is below '0' (the '-' is a '0' now).
             dot = ~((word | _HIGH_BITS) - _ZERO_CHARS) & _HIGH_BITS if plain else _equal_bytes(word, 0x2E)
             unit = dot >> np.uint64(7)  # 1 << 8j for a '.' in byte j
             word += unit << np.uint64(1)  # '.' + 2 = '0'
             units.append(unit)
-            holds.append(unit != 0)
-            position += ((unit * _BYTE_INDEX) >> np.uint64(56)) + np.uint64(8 * k) * holds[-1]
-        has_dot = np.logical_or.reduce(holds) if len(holds) > 1 else holds[0]
+            position += (unit * _DOT_POSITION[k]) >> np.uint64(56)
+        any_unit = units[0]
+        for unit in units[1:]:
+            any_unit = any_unit | unit
+        has_dot = any_unit != 0
         if np.count_nonzero(has_dot) != n_dots:  # a token with several dots
-            several = np.sum(holds, axis=0) > 1
+            several = np.sum([unit != 0 for unit in units], axis=0) > 1
             for unit in units:
                 several |= (unit & (unit - np.uint64(1))) != 0
             others |= several

@@ -36,6 +36,7 @@ GOT10K_KEYS = ("ao", "sr50", "sr75")
 # base ExperimentOTB (OTB, NfS) does not. LaSOT-ext / TNL2K / TrackingNet follow LaSOT.
 _GOT10K_NAN_FILTERED = {"uav123", "uav20l", "lasot", "lasot_ext", "tnl2k", "trackingnet"}
 _UAV = {"uav123", "uav20l"}  # pytracking's dataset 'uav'
+_GROUP_FRAMES = 30_000  # OPE protocols score runs in groups of about this many frames (cache-sized)
 
 
 @dataclasses.dataclass
@@ -163,7 +164,6 @@ class _OPEProtocol(Protocol):
         sequences = list(sequences)
         if not sequences:
             raise UserError("no sequences to evaluate")
-        # Score every run of every sequence in one vectorised pass over concatenated frames.
         segment_sequences, preds, file_rows = [], [], []
         for sequence in sequences:
             for index, run in enumerate(_runs_of(sequence, results)):
@@ -171,6 +171,33 @@ class _OPEProtocol(Protocol):
                 preds.append(self.align(sequence, np.asarray(run, dtype=np.float64), source))
                 file_rows.append(min(len(run), len(sequence)))
                 segment_sequences.append(sequence)
+        # Groups of whole runs, so that the per-frame arrays stay in cache (every step is per run).
+        run_curves = {key: [] for key in self.thresholds}
+        first = 0
+        while first < len(preds):
+            last, frames_in_group = first, 0
+            while last < len(preds) and (last == first or frames_in_group + len(preds[last]) <= _GROUP_FRAMES):
+                frames_in_group += len(preds[last])
+                last += 1
+            for key, curves in self.run_curves(segment_sequences[first:last], preds[first:last],
+                                               file_rows[first:last]).items():
+                run_curves[key].append(curves)
+            first = last
+        run_curves = {key: np.concatenate(curves) for key, curves in run_curves.items()}
+        rows = {}
+        for row, sequence in enumerate(segment_sequences):
+            rows.setdefault(sequence.name, []).append(row)
+        states = {
+            name: {
+                key: run_curves[key][r[0]] if len(r) == 1 else run_curves[key][r].mean(axis=0, dtype=self.curve_dtype)
+                for key in self.thresholds
+            }
+            for name, r in rows.items()
+        }
+        return self.summarise(states)
+
+    def run_curves(self, segment_sequences, preds, file_rows):
+        """{curve name: (runs, K) curves} of runs aligned to their sequences, in one vectorised pass."""
         frames = _Frames(segment_sequences, preds, file_rows)
         self.repair(frames)
         frames.pred[frames.starts] = frames.gt[frames.starts]  # row 1 := GT row 1 in every toolkit
@@ -184,17 +211,7 @@ class _OPEProtocol(Protocol):
             with np.errstate(invalid="ignore", divide="ignore"):
                 curves = counts.astype(self.curve_dtype) / denominators
             run_curves[key] = np.nan_to_num(curves, nan=0.0)  # a sequence without any scored frame
-        rows = {}
-        for row, sequence in enumerate(segment_sequences):
-            rows.setdefault(sequence.name, []).append(row)
-        states = {
-            name: {
-                key: run_curves[key][r[0]] if len(r) == 1 else run_curves[key][r].mean(axis=0, dtype=self.curve_dtype)
-                for key in self.thresholds
-            }
-            for name, r in rows.items()
-        }
-        return self.summarise(states)
+        return run_curves
 
     def average(self, curves):
         """Mean over sequences of (S, K) curves."""
