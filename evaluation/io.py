@@ -241,7 +241,8 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
             others |= several
         decimals = np.where(has_dot, width - 1 - position.astype(np.int64), 0)
 
-    others |= lengths - has_dot - negative < 1
+    if n_dots or n_minus:
+        others |= lengths - has_dot - negative < 1  # no digit at all: '-', '.', '-.'
     if not plain:  # every byte must now be a digit
         for word in words:
             others |= (((word + _DIGIT_LIMIT) | word | ~((word | _HIGH_BITS) - _ZERO_CHARS)) & _HIGH_BITS) != 0
@@ -258,11 +259,14 @@ def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
         low = mantissa % _UINT_POW10[decimals]
         mantissa = np.where(has_dot, (mantissa - low) // np.uint64(10) + low, mantissa)
         values = mantissa.astype(np.float64) / _FLOAT_POW10[decimals]
-        rounded_twice = (mantissa >= np.uint64(2 ** 53)) | (decimals > _EXACT_POW10)
     else:
         values = mantissa.astype(np.float64)
+    rounded_twice = []  # 8 characters hold at most 8 digits: always exact
+    if width > 8:
         rounded_twice = mantissa >= np.uint64(2 ** 53)
-    rounded_twice = np.flatnonzero(rounded_twice & ~others)
+        if n_dots:
+            rounded_twice |= decimals > _EXACT_POW10
+        rounded_twice = np.flatnonzero(rounded_twice & ~others)
     if len(rounded_twice) and _X87_LONG_DOUBLE:
         exponent = decimals[rounded_twice] if n_dots else 0
         quotient = mantissa[rounded_twice].astype(np.longdouble) / _LONG_POW10[exponent]
