@@ -1,7 +1,7 @@
 """``mimtrack eval``: score result folders of one or more trackers on a benchmark.
 
     mimtrack eval --dataset lasot --root data/lasot --results results/ours results/ostrack \\
-        [--names Ours OSTrack] [--protocol official] [--json scores.json] [--plots plots/] [--attributes]
+        [--names Ours OSTrack] [--protocol official] [--json scores.json] [--plots plots/] [--attributes] [--ci]
 
 Everything is computed before anything is written: on bad input (a malformed
 row, a wrong row count, a missing sequence) the command fails with one line and
@@ -14,6 +14,7 @@ import os
 from mimtrack.errors import UserError
 
 PROTOCOL_NAMES = ("official", "pytracking", "got10k", "trackingnet")
+DEFAULT_RESAMPLES = 10_000  # evaluation.bootstrap.DEFAULT_RESAMPLES (not imported: --help stays light)
 # Below this many result rows in all, worker processes cost more than they save.
 _PARALLEL_MIN_ROWS = 200_000
 
@@ -34,6 +35,13 @@ def add_arguments(parser):
     parser.add_argument("--skip-missing", action="store_true",
                         help="evaluate only the sequences every tracker has results for")
     parser.add_argument("--attributes", action="store_true", help="also print AUC per sequence attribute")
+    parser.add_argument("--ci", action="store_true",
+                        help="bootstrap over sequences: confidence intervals of every overall number and paired "
+                             "tests of the AUC (AO) differences between trackers (evaluation/bootstrap.py)")
+    parser.add_argument("--ci-resamples", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help="bootstrap resamples (default: %(default)s)")
+    parser.add_argument("--ci-seed", type=int, default=0, help="seed of the resampling (default: %(default)s)")
+    parser.add_argument("--ci-level", type=float, default=0.95, help="interval level (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes reading and scoring trackers in parallel (default: %(default)s)")
 
@@ -117,7 +125,15 @@ def evaluate(args):
     if missing:
         shown = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
         lines.append(f"note: skipped {len(missing)} sequence(s) without results from every tracker ({shown})")
-    text = "\n".join(lines) + "\n\n" + report.format_table(scores)
+    comparison = None
+    if args.ci:
+        from evaluation.bootstrap import compare
+
+        keys = [key for key, _ in report.columns_of(scores)]
+        comparison = compare(scores, keys, keys[0], args.ci_resamples, args.ci_seed, args.ci_level)
+    text = "\n".join(lines) + "\n\n" + report.format_table(scores, intervals=comparison and comparison["intervals"])
+    if comparison and len(scores) > 1:
+        text += "\n" + report.format_differences(comparison)
     if args.attributes:
         by_attribute = report.attribute_scores(scores, kept)
         key = "ao" if report.columns_of(scores) == report.GOT10K_COLUMNS else "auc"
@@ -126,7 +142,7 @@ def evaluate(args):
 
     outputs = {}
     if args.json:
-        outputs[args.json] = report.to_json(scores).encode()
+        outputs[args.json] = report.to_json(scores, comparison).encode()
     if args.plots:
         for file_name, png in report.render_plots(scores, args.dataset).items():
             outputs[os.path.join(args.plots, file_name)] = png

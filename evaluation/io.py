@@ -1,8 +1,10 @@
 """Reading the numeric text files of benchmarks and trackers (boxes, labels, times).
 
-One reader for every delimiter the toolkits write: comma, tab, space, semicolon,
-mixed within a file, ints or floats, ``NaN`` allowed. Malformed input raises a
-one-line :class:`UserError` naming the file and line.
+One reader for every format the toolkits and trackers write: comma, tab, space,
+semicolon or mixed delimiters (trailing ones too), CRLF, blank lines, integers,
+short or full-precision (17 significant digits) decimals, exponents, ``NaN``.
+Every value is bit-identical to Python's ``float()`` of its token. Malformed
+input raises a one-line :class:`UserError` naming the file and line.
 """
 
 import os
@@ -12,7 +14,12 @@ import numpy as np
 
 from mimtrack.errors import UserError
 
-_SEPARATORS = bytes.maketrans(b",\t;\r", b"    ")
+# Every separator becomes a space (\v and \f too: bytes.split() treats them as whitespace).
+_SEPARATORS = bytes.maketrans(b",\t;\r\x0b\x0c", b"      ")
+_SEPARATOR_BYTES = b" \t\n\r\x0b\x0c,;"
+_IS_SEPARATOR = np.zeros(256, bool)
+_IS_SEPARATOR[list(_SEPARATOR_BYTES)] = True
+_TOKEN_CHARACTER = re.compile(b"[^" + re.escape(_SEPARATOR_BYTES) + b"]")
 
 
 def read_table(path, columns=None, allow_empty=False):
@@ -33,52 +40,126 @@ def read_table(path, columns=None, allow_empty=False):
 
 def parse_table(data, path="<bytes>", columns=None, allow_empty=False):
     """Parse the bytes of a numeric text table (see :func:`read_table`)."""
-    text = data.translate(_SEPARATORS).strip()
-    if _BLANK_LINE.search(text):
-        text = _BLANK_LINE.sub(b"", text)
-    if not text:
+    first_token = _TOKEN_CHARACTER.search(data)
+    if first_token is None:
         if allow_empty:
             return np.zeros((0, columns or 0), dtype=np.float64)
         raise UserError(f"{path}: file is empty")
-    first_end = text.find(b"\n")
+    if not data.endswith(b"\n"):
+        data += b"\n"
     if columns is None:
-        columns = len(text[: first_end if first_end >= 0 else None].split())
-    table = _parse_plain_decimals(text, columns)
-    if table is not None:
-        return table
-    n_rows = text.count(b"\n") + 1
-    if b"inf" not in text.lower():
-        # Each newline becomes an 'inf' sentinel so that one C-level parse also
-        # proves every row has exactly `columns` values.
-        try:
-            values = np.fromstring(text.replace(b"\n", b" inf "), dtype=np.float64, sep=" ")
-        except ValueError:
-            values = None
-        if values is not None and values.size == n_rows * (columns + 1) - 1:
-            table = np.append(values, np.inf).reshape(n_rows, columns + 1)
-            if np.isposinf(table[:, -1]).all() and not np.isinf(table[:, :-1]).any():
-                return np.ascontiguousarray(table[:, :-1])
-    _raise_first_bad_row(data, path, columns)
-    # Only 'inf' values can reach here: parse row by row.
-    return np.array([[float(t) for t in line.split()] for line in text.split(b"\n")], dtype=np.float64)
+        line_start = data.rfind(b"\n", 0, first_token.start()) + 1
+        columns = len(data[line_start:data.find(b"\n", line_start)].translate(_SEPARATORS).split())
+    view = np.frombuffer(data, dtype=np.uint8)
+    present = {char: char in data for char in b"-./"}  # a memchr each: most files lack some
+    pieces = []
+    position = 0
+    while position < len(data):  # chunks of whole lines, so that the arrays stay in cache
+        end = data.find(b"\n", position + _CHUNK_BYTES - 1)
+        end = len(data) - 1 if end < 0 else end
+        buffer = view[position:end + 1]
+        tokens = _tokens(buffer, columns, present)
+        if tokens is None:
+            _raise_first_bad_row(data, path, columns)
+        values, others = _parse_decimals(buffer, *tokens)
+        if others.any():
+            # Exponents, 'inf', '+', over-long tokens, rare rounding ties: Python parses them.
+            starts, ends = (position + b[others] for b in tokens[:2])
+            try:
+                values[others] = [float(data[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
+            except ValueError:
+                _raise_first_bad_row(data, path, columns)
+        pieces.append(values)
+        position = end + 1
+    return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)).reshape(-1, columns)
 
 
-_BLANK_LINE = re.compile(rb"\n[ ]*(?=\n)")
+def _tokens(buffer, columns, present):
+    """The tokens of a text ending in a newline: (starts, ends, n_minus, n_dots, plain).
+
+    n_minus, n_dots: the number of '-' and '.'; plain: no other byte than digits,
+    '-' and '.' in tokens. None when a non-blank row does not hold exactly
+    ``columns`` tokens or the text holds other control characters (the caller
+    then finds the bad row).
+    """
+    # Bytes outside '-' ... '9' (0x2D-0x39: '-', '.', '/', digits) are separators in a plain text.
+    separators = np.flatnonzero(buffer - np.uint8(45) > 12)
+    kinds = buffer[separators]
+    is_separator = _IS_SEPARATOR[kinds]
+    plain = bool(is_separator.all())
+    if not plain:
+        if ((kinds <= 32) & ~is_separator).any():  # other control characters
+            return None
+        separators, kinds = separators[is_separator], kinds[is_separator]
+    is_newline = kinds == 10
+    # A token lies between two separators that are not neighbours (and before the first one).
+    apart = np.flatnonzero(np.diff(separators) > 1)
+    starts, ends = separators[apart] + 1, separators[apart + 1]
+    if separators[0] > 0:
+        starts, ends = np.concatenate(([0], starts)), np.concatenate((separators[:1], ends))
+    newlines = separators[is_newline]
+    n_rows = len(newlines)
+    row_starts = starts.reshape(n_rows, columns) if len(starts) == n_rows * columns else None
+    if row_starts is None or not ((row_starts[:, -1] < newlines).all() and (row_starts[1:, 0] > newlines[:-1]).all()):
+        # Blank lines, or a bad row: count the tokens of every row.
+        per_row = np.diff(np.searchsorted(starts, newlines), prepend=0)
+        if ((per_row != 0) & (per_row != columns)).any():
+            return None
+    n_minus = np.count_nonzero(buffer == 45) if present[45] else 0
+    n_dots = np.count_nonzero(buffer == 46) if present[46] else 0
+    plain = plain and not (present[47] and np.count_nonzero(buffer == 47))  # no '/' either
+    return starts, ends, n_minus, n_dots, plain
 
 
-# --- Fast path: plain decimal tokens ------------------------------------------------
-# Result files hold millions of tokens like "123.45" or "-7"; np.fromstring needs
-# ~0.2 us per value. The parser below handles tokens of up to 16 characters made of
-# an optional leading '-', digits and at most one '.', all at once with array
-# operations, and returns None for anything else (exponents, NaN, '+', long
-# tokens, wrong column counts), which then takes the general path. It is exact:
-# the digits form an integer mantissa m < 2**53 and 10**k is exact for k <= 16,
-# so m / 10**k is the correctly rounded double that strtod also returns.
+# --- Decimal tokens at array speed ------------------------------------------------
+# Tokens of up to 24 characters made of an optional '-', digits and at most one '.'
+# (what trackers write: "%d", "%.2f", str(float)) are read all at once as an
+# integer mantissa m of at most 19 digits (< 2**64) and a count d of decimals.
+# The value m / 10**d is then rounded once, as float() / strtod round it:
+# - m < 2**53 and d <= 22: m and 10**d are exact doubles, so one IEEE division is
+#   the correctly rounded result (Clinger's fast path);
+# - otherwise the division is done in long double where it has a 64-bit significand
+#   (x86: m and 10**d, d <= 27, are exact), then rounded to double. Rounding twice
+#   differs from rounding once only when the first result lies exactly halfway
+#   between two doubles; those rare tokens go to float(), like every token of
+#   another form (exponents, 'inf', '+', longer tokens). 'nan' is recognised here.
+# Each token is right-aligned in 8, 16 or 24 bytes read as little-endian uint64
+# words (byte i of a word = character i); all byte tests are word-parallel (SWAR).
 
-_ZERO_CHARS = np.uint64(0x3030303030303030)  # eight ASCII '0'
-_ALL_BITS = np.uint64(0xFFFFFFFFFFFFFFFF)
-_INT_POW10 = 10 ** np.arange(18, dtype=np.int64)
-_FLOAT_POW10 = 10.0 ** np.arange(18)
+_CHUNK_BYTES = 1 << 18
+_MAX_WIDTH = 24  # characters; 19 digits at most (checked below)
+_EXACT_POW10 = 22  # 10**22 is the largest exact power of ten in a double
+_FLOAT_POW10 = np.array([float(10 ** k) for k in range(_MAX_WIDTH)])
+_UINT_POW10 = np.array([min(10 ** k, 2 ** 64 - 1) for k in range(_MAX_WIDTH)], dtype=np.uint64)
+# x87 extended precision (x86 Linux / macOS): 64-bit significand stored in the first 8 of 16 bytes.
+_X87_LONG_DOUBLE = np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize == 16
+
+
+def _bytes_of(value):
+    return np.uint64(int.from_bytes(bytes([value]) * 8, "little"))
+
+
+_ZERO_CHARS, _HIGH_BITS, _LOW_7_BITS = _bytes_of(0x30), _bytes_of(0x80), _bytes_of(0x7F)
+_DIGIT_LIMIT = _bytes_of(0x46)  # 0x39 + 0x46 = 0x7F: adding it sets the high bit of any byte above '9'
+_KEEP_FROM = np.array([((1 << 64) - 1) ^ ((1 << (8 * c)) - 1) for c in range(9)], dtype=np.uint64)  # bytes >= c
+# (1 << 8j) * _DOT_POSITION[k] has 8k + j in its top byte: the position of byte j of word k.
+_DOT_POSITION = [np.uint64(sum((8 * k + j) << (8 * (7 - j)) for j in range(8))) for k in range(3)]
+
+
+def _long_pow10():
+    powers = np.ones(_MAX_WIDTH, dtype=np.longdouble)
+    for k in range(1, _MAX_WIDTH):
+        powers[k] = powers[k - 1] * 10  # exact while 5**k < 2**64
+    return powers
+
+
+_LONG_POW10 = _long_pow10()
+
+
+def _equal_bytes(words, char):
+    """0x80 in every byte of ``words`` equal to ``char``, 0 elsewhere (exact, no carries between bytes)."""
+    x = words ^ _bytes_of(char)
+    return ~(((x & _LOW_7_BITS) + _LOW_7_BITS) | x) & _HIGH_BITS
 
 
 def _eight_digits(words):
@@ -90,92 +171,116 @@ def _eight_digits(words):
     x = words - _ZERO_CHARS
     x = (x * np.uint64(10) + (x >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
     x = (x * np.uint64(100) + (x >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
-    x = (x * np.uint64(10000) + (x >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
-    return x.astype(np.int64)
+    return (x * np.uint64(10000) + (x >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
 
 
-def _parse_plain_decimals(text, columns):
-    """Parse separator-normalised text (space / newline only) or return None."""
-    data = np.frombuffer(text + b"\n", dtype=np.uint8)
-    in_token = data > 32
-    newlines = np.flatnonzero(data == 10)
-    if len(newlines) + np.count_nonzero(data == 32) + np.count_nonzero(in_token) != len(data):
-        return None  # other control characters
-    edges = np.flatnonzero(in_token[1:] != in_token[:-1]) + 1  # text starts in a token, ends with \n
-    starts = np.concatenate(([0], edges[1::2]))
-    ends = edges[0::2]
-    n_rows = len(newlines)
-    if len(starts) != n_rows * columns:
-        return None
-    row_starts = starts.reshape(n_rows, columns)
-    if not ((row_starts[:, -1] < newlines).all() and (row_starts[1:, 0] > newlines[:-1]).all()):
-        return None  # some row has the wrong number of values
+def _parse_decimals(buffer, starts, ends, n_minus, n_dots, plain):
+    """Values of the tokens buffer[starts:ends] (counts from :func:`_tokens`).
+
+    Returns (float64 values, bool mask of the tokens left to float()).
+    """
+    n = len(starts)
+    if n == 0:
+        return np.zeros(0), np.zeros(0, bool)
     lengths = ends - starts
-    n_words = -(-int(lengths.max()) // 8)
-    if n_words > 2:
-        return None
-    width = 8 * n_words
-
-    # Each token right-aligned in `width` bytes, read as little-endian uint64 words
-    # (so byte i of the row is character i), bytes before the token set to '0'.
-    padded = np.concatenate((np.zeros(width, np.uint8), data, np.zeros(8, np.uint8)))
-    unaligned = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    word_offsets = np.arange(0, width, 8)
-    words = unaligned[ends[:, None] + word_offsets]
-    pad = width - lengths
-    shift = (pad[:, None] - word_offsets).clip(0, 8)
-    keep = np.where(shift == 8, np.uint64(0), _ALL_BITS << (8 * shift.clip(0, 7)).astype(np.uint64))
-    words = (words & keep) | (_ZERO_CHARS & ~keep)
-    chars = words.view(np.uint8)
-
+    longest, shortest = int(lengths.max()), int(lengths.min())
+    if longest == 1 and plain and not n_dots and not n_minus:  # one digit each: labels like full_occlusion.txt
+        return (buffer[starts] - np.uint8(48)).astype(np.float64), np.zeros(n, bool)
+    width = min(_MAX_WIDTH, 8 * -(-longest // 8))
+    # The `width` bytes ending at a token's end, from two aligned words per word.
+    padded = np.zeros(width + len(buffer) + 16 + (-(width + len(buffer)) % 8), np.uint8)
+    padded[width:width + len(buffer)] = buffer
     # Sign: a '-' is allowed as the first character only; it becomes a '0'.
-    first_word = words[:, 0] if n_words == 1 else np.where(pad < 8, words[:, 0], words[:, -1])
-    first_shift = (8 * (pad % 8)).astype(np.uint64)
-    negative = (first_word >> first_shift) & np.uint64(0xFF) == 45
-    if np.count_nonzero(chars == 45) != np.count_nonzero(negative):
-        return None
-    if negative.any():
-        bump = np.where(negative, np.uint64(3) << first_shift, np.uint64(0))
-        if n_words == 1:
-            words[:, 0] += bump
-        else:
-            words[:, 0] += np.where(pad < 8, bump, 0)
-            words[:, 1] += np.where(pad < 8, 0, bump)
+    negative = np.zeros(n, bool)
+    if n_minus:
+        negative = buffer[starts] == 45
+        padded[width + starts[negative]] = 48
+        if np.count_nonzero(negative) != n_minus:
+            plain = False  # a '-' elsewhere: the digit test below finds it
+    aligned = padded.view(np.uint64)
+    index = ends >> 3  # ends + width - width: where the window starts in `padded`
+    low_bits = ((ends & 7) * 8).astype(np.uint64)
+    high_bits = np.uint64(64) - low_bits  # a shift by 64 gives 0
+    pad = width - lengths  # bytes before the token in its `width` bytes; < 0: too long, left to float()
+    others = pad < 0
+    words = []
+    current = aligned[index]
+    for offset in range(0, width, 8):
+        following = aligned[index + (offset // 8 + 1)]
+        word = (current >> low_bits) | (following << high_bits)
+        current = following
+        if width - offset > shortest:  # some token starts after this word's first byte: '0' before it
+            outside = (8 * np.minimum(np.maximum(pad - offset, 0), 8)).astype(np.uint64)
+            word = ((word >> outside) << outside) | (_ZERO_CHARS >> (np.uint64(64) - outside))
+        words.append(word)
+    is_nan = np.zeros(n, bool)
+    if not plain:
+        lowered = (words[-1] >> np.uint64(40)) | np.uint64(0x202020)
+        is_nan = (lengths == 3) & (lowered == np.uint64(0x6E616E))  # 'nan', any case
 
-    # At most one '.', read as a '0' digit and divided out below.
-    is_dot = chars == 46
-    n_dots = np.count_nonzero(is_dot)
-    dot_words = is_dot.view(np.uint64)  # (n, n_words); a row-wise any() on bool is slow
-    has_dot = (dot_words[:, 0] | dot_words[:, -1]) != 0
-    if n_dots != np.count_nonzero(has_dot) or (lengths - has_dot - negative < 1).any():
-        return None
-    chars += is_dot.view(np.uint8) * np.uint8(2)
-    if ((chars - np.uint8(48)) > 9).any():
-        return None
+    # At most one '.': read as a '0' digit, then taken out of the mantissa below.
+    has_dot = np.zeros(n, bool)
+    if n_dots:
+        position = np.zeros(n, np.uint64)  # of the '.' in the token's `width` bytes
+        units = []
+        for k, word in enumerate(words):
+            # In a plain token only the '.' is below '0' (the '-' is a '0' now).
+            dot = ~((word | _HIGH_BITS) - _ZERO_CHARS) & _HIGH_BITS if plain else _equal_bytes(word, 0x2E)
+            unit = dot >> np.uint64(7)  # 1 << 8j for a '.' in byte j
+            word += unit << np.uint64(1)  # '.' + 2 = '0'
+            units.append(unit)
+            position += (unit * _DOT_POSITION[k]) >> np.uint64(56)
+        any_unit = units[0]
+        for unit in units[1:]:
+            any_unit = any_unit | unit
+        has_dot = any_unit != 0
+        if np.count_nonzero(has_dot) != n_dots:  # a token with several dots
+            several = np.sum([unit != 0 for unit in units], axis=0) > 1
+            for unit in units:
+                several |= (unit & (unit - np.uint64(1))) != 0
+            others |= several
+        decimals = np.where(has_dot, width - 1 - position.astype(np.int64), 0)
 
-    scaled = _eight_digits(words[:, 0])  # all digits, the '.' counted as a 0 digit
-    if n_words == 2:
-        scaled = scaled * 100000000 + _eight_digits(words[:, 1])
-    dot_column = int(np.argmax(is_dot[0]))
-    if n_dots == 0:
-        mantissa, divisor = scaled, 1.0
-    elif n_dots == len(words) and is_dot[:, dot_column].all():
-        # The usual case (fixed format like %.2f): one decimal count, scalar arithmetic.
-        decimals = width - 1 - dot_column
-        high = scaled // _INT_POW10[decimals + 1]
-        mantissa = scaled - high * (_INT_POW10[decimals + 1] - _INT_POW10[decimals])
-        divisor = _FLOAT_POW10[decimals]
+    if n_dots or n_minus:
+        others |= lengths - has_dot - negative < 1  # no digit at all: '-', '.', '-.'
+    if not plain:  # every byte must now be a digit
+        for word in words:
+            others |= (((word + _DIGIT_LIMIT) | word | ~((word | _HIGH_BITS) - _ZERO_CHARS)) & _HIGH_BITS) != 0
+    if width > 19:  # at most 19 digits, so that the mantissa fits in 64 bits
+        head = ~_KEEP_FROM[width - 19]
+        others |= (words[0] & head) != (_ZERO_CHARS & head)
+    others &= ~is_nan
+    mantissa = _eight_digits(words[0])
+    for word in words[1:]:
+        mantissa = mantissa * np.uint64(10 ** 8) + _eight_digits(word)
+
+    if n_dots:
+        # digits L '0' R with R < 10**decimals -> L R: (mantissa - R) / 10 + R
+        low = mantissa % _UINT_POW10[decimals]
+        mantissa = np.where(has_dot, (mantissa - low) // np.uint64(10) + low, mantissa)
+        values = mantissa.astype(np.float64) / _FLOAT_POW10[decimals]
     else:
-        decimals = np.where(has_dot, width - 1 - np.argmax(is_dot, axis=1), 0)
-        high = scaled // _INT_POW10[decimals + has_dot]
-        mantissa = np.where(has_dot, scaled - high * (_INT_POW10[decimals + 1] - _INT_POW10[decimals]), scaled)
-        divisor = _FLOAT_POW10[decimals]
-    if mantissa.max() >= 2 ** 53:
-        return None
-    values = mantissa / divisor
-    if negative.any():
-        values = np.where(negative, -values, values)
-    return values.reshape(n_rows, columns)
+        values = mantissa.astype(np.float64)
+    rounded_twice = []  # 8 characters hold at most 8 digits: always exact
+    if width > 8:
+        rounded_twice = mantissa >= np.uint64(2 ** 53)
+        if n_dots:
+            rounded_twice |= decimals > _EXACT_POW10
+        rounded_twice = np.flatnonzero(rounded_twice & ~others)
+    if len(rounded_twice) and _X87_LONG_DOUBLE:
+        exponent = decimals[rounded_twice] if n_dots else 0
+        quotient = mantissa[rounded_twice].astype(np.longdouble) / _LONG_POW10[exponent]
+        values[rounded_twice] = quotient.astype(np.float64)
+        # Halfway between two doubles: the 11 significand bits below a double's are 10000000000.
+        halfway = (quotient.view(np.uint64)[0::2] & np.uint64(0x7FF)) == np.uint64(0x400)
+        others[rounded_twice[halfway]] = True
+    elif len(rounded_twice):
+        others[rounded_twice] = True
+    if not plain:
+        values[is_nan] = np.nan
+    if n_minus:
+        np.negative(values, out=values, where=negative)
+    return values, others
 
 
 def _raise_first_bad_row(data, path, columns):
@@ -191,6 +296,7 @@ def _raise_first_bad_row(data, path, columns):
             except ValueError:
                 shown = token.decode("ascii", "replace")
                 raise UserError(f"{path}: line {lineno}: {shown!r} is not a number") from None
+    raise UserError(f"{path}: not a table of numbers")
 
 
 def read_boxes(path, allow_empty=False):

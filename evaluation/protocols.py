@@ -16,6 +16,9 @@ over runs (pytracking's merge_results); GOT-10k pools the frames of all runs.
 'fps' entry of GOT-10k scores; the OPE protocols report no speed.
 Per-attribute scores: ``scores.subset(names)`` re-aggregates the kept
 per-sequence curves exactly as the protocol aggregates the full set.
+Confidence intervals: ``protocol.sequence_sums(states)`` writes every overall
+number as (sum over sequences of a numerator) / (sum of a denominator), the form
+evaluation.bootstrap resamples.
 """
 
 import dataclasses
@@ -33,6 +36,7 @@ GOT10K_KEYS = ("ao", "sr50", "sr75")
 # base ExperimentOTB (OTB, NfS) does not. LaSOT-ext / TNL2K / TrackingNet follow LaSOT.
 _GOT10K_NAN_FILTERED = {"uav123", "uav20l", "lasot", "lasot_ext", "tnl2k", "trackingnet"}
 _UAV = {"uav123", "uav20l"}  # pytracking's dataset 'uav'
+_GROUP_FRAMES = 30_000  # OPE protocols score runs in groups of about this many frames (cache-sized)
 
 
 @dataclasses.dataclass
@@ -86,6 +90,10 @@ class Protocol:
         """Aggregate per-sequence states into :class:`Scores`."""
         raise NotImplementedError
 
+    def sequence_sums(self, sequence_states):
+        """{key: (numerators (S,), denominators (S,))} with overall[key] == sum(num) / sum(den) (0 if no den)."""
+        raise NotImplementedError
+
 
 class _Frames:
     """Every run of every sequence concatenated: one row per frame, one segment per run.
@@ -137,6 +145,9 @@ class _OPEProtocol(Protocol):
     }
     compare = {"success": ">", "precision": "<=", "norm_precision": "<="}
     curve_dtype = np.float64
+    # The curve each overall number is read from (it decides which sequences the average counts).
+    source_curves = {"auc": "success", "precision": "precision", "norm_precision": "norm_precision",
+                     "op50": "success", "op75": "success"}
 
     def align(self, sequence, run, source):
         """The run's rows matched to the GT rows (the protocol's length rule)."""
@@ -153,7 +164,6 @@ class _OPEProtocol(Protocol):
         sequences = list(sequences)
         if not sequences:
             raise UserError("no sequences to evaluate")
-        # Score every run of every sequence in one vectorised pass over concatenated frames.
         segment_sequences, preds, file_rows = [], [], []
         for sequence in sequences:
             for index, run in enumerate(_runs_of(sequence, results)):
@@ -161,6 +171,33 @@ class _OPEProtocol(Protocol):
                 preds.append(self.align(sequence, np.asarray(run, dtype=np.float64), source))
                 file_rows.append(min(len(run), len(sequence)))
                 segment_sequences.append(sequence)
+        # Groups of whole runs, so that the per-frame arrays stay in cache (every step is per run).
+        run_curves = {key: [] for key in self.thresholds}
+        first = 0
+        while first < len(preds):
+            last, frames_in_group = first, 0
+            while last < len(preds) and (last == first or frames_in_group + len(preds[last]) <= _GROUP_FRAMES):
+                frames_in_group += len(preds[last])
+                last += 1
+            for key, curves in self.run_curves(segment_sequences[first:last], preds[first:last],
+                                               file_rows[first:last]).items():
+                run_curves[key].append(curves)
+            first = last
+        run_curves = {key: np.concatenate(curves) for key, curves in run_curves.items()}
+        rows = {}
+        for row, sequence in enumerate(segment_sequences):
+            rows.setdefault(sequence.name, []).append(row)
+        states = {
+            name: {
+                key: run_curves[key][r[0]] if len(r) == 1 else run_curves[key][r].mean(axis=0, dtype=self.curve_dtype)
+                for key in self.thresholds
+            }
+            for name, r in rows.items()
+        }
+        return self.summarise(states)
+
+    def run_curves(self, segment_sequences, preds, file_rows):
+        """{curve name: (runs, K) curves} of runs aligned to their sequences, in one vectorised pass."""
         frames = _Frames(segment_sequences, preds, file_rows)
         self.repair(frames)
         frames.pred[frames.starts] = frames.gt[frames.starts]  # row 1 := GT row 1 in every toolkit
@@ -174,21 +211,24 @@ class _OPEProtocol(Protocol):
             with np.errstate(invalid="ignore", divide="ignore"):
                 curves = counts.astype(self.curve_dtype) / denominators
             run_curves[key] = np.nan_to_num(curves, nan=0.0)  # a sequence without any scored frame
-        rows = {}
-        for row, sequence in enumerate(segment_sequences):
-            rows.setdefault(sequence.name, []).append(row)
-        states = {
-            name: {
-                key: run_curves[key][r[0]] if len(r) == 1 else run_curves[key][r].mean(axis=0, dtype=self.curve_dtype)
-                for key in self.thresholds
-            }
-            for name, r in rows.items()
-        }
-        return self.summarise(states)
+        return run_curves
 
     def average(self, curves):
         """Mean over sequences of (S, K) curves."""
         return curves.mean(axis=0, dtype=self.curve_dtype)
+
+    def counted(self, curves):
+        """Which of the (S, K) curves :meth:`average` counts (all)."""
+        return np.ones(len(curves), dtype=bool)
+
+    def sequence_sums(self, sequence_states):
+        # Every overall number is linear in the averaged curve: a mean of per-sequence numbers.
+        stacked = {key: np.stack([state[key] for state in sequence_states.values()]) for key in self.thresholds}
+        sums = {}
+        for key, values in self.score(stacked).items():
+            counted = self.counted(stacked[self.source_curves[key]]).astype(np.float64)
+            sums[key] = (np.asarray(values, dtype=np.float64) * counted, counted)
+        return sums
 
     def score(self, curves):
         """Headline numbers from curves (K,) or per-sequence curves (S, K): {key: value or (S,) array}."""
@@ -254,9 +294,12 @@ class OfficialProtocol(_OPEProtocol):
         # Absent frames are deleted, but the denominator stays the full length (+ eps as in MATLAB).
         return values, frames.visible(), frames.lengths + np.finfo(float).eps
 
-    def average(self, curves):
+    def counted(self, curves):
         # plot_draw_save.m drops sequences whose whole curve sums to <= eps before averaging.
-        kept = curves[curves.sum(axis=1) > np.finfo(float).eps]
+        return curves.sum(axis=1) > np.finfo(float).eps
+
+    def average(self, curves):
+        kept = curves[self.counted(curves)]
         if len(kept) == 0:
             return np.zeros(curves.shape[1])  # MATLAB would give NaN; a tracker that never scores gets 0
         return kept.mean(axis=0)
@@ -427,6 +470,17 @@ class Got10kValProtocol(Protocol):
         if seconds is not None and len(seconds):
             scores["fps"] = float(np.mean(1.0 / seconds))
         return scores, curve
+
+    def sequence_sums(self, sequence_states):
+        # Frames are pooled: each number is (frames passing, or IoU summed) / frames, over all sequences.
+        # (As score(): SR0.5 counts IoU > 0.5, SR0.75 reads the success curve at its threshold 0.75.)
+        ious = [state["ious"] for state in sequence_states.values()]
+        frames = np.array([len(i) for i in ious], dtype=np.float64)
+        def passing(threshold):
+            return np.array([np.count_nonzero(i > threshold) for i in ious], dtype=np.float64)
+
+        return {"ao": (np.array([i.sum() for i in ious], dtype=np.float64), frames),
+                "sr50": (passing(0.5), frames), "sr75": (passing(metrics.GOT10K_THRESHOLDS[75]), frames)}
 
     def summarise(self, sequence_states):
         if not sequence_states:

@@ -37,11 +37,50 @@ def columns_of(scores):
     return GOT10K_COLUMNS if "ao" in overall else OPE_COLUMNS
 
 
-def format_table(scores, first_header="Tracker"):
-    """One row per tracker, scores in percent with 2 decimals."""
+def format_table(scores, first_header="Tracker", intervals=None):
+    """One row per tracker, scores in percent with 2 decimals.
+
+    intervals ({tracker: {key: (low, high)}}, evaluation.bootstrap): cells become
+    ``57.1 [55.2, 59.0]`` (1 decimal).
+    """
     columns = columns_of(scores)
-    rows = [[name] + [f"{100 * s.overall[key]:.2f}" for key, _ in columns] for name, s in scores.items()]
+
+    def cell(name, key):
+        value = 100 * scores[name].overall[key]
+        if intervals is None:
+            return f"{value:.2f}"
+        low, high = (100 * v for v in intervals[name][key])
+        return f"{value:.1f} [{low:.1f}, {high:.1f}]"
+
+    rows = [[name] + [cell(name, key) for key, _ in columns] for name in scores]
     return _layout([first_header] + [header for _, header in columns], rows)
+
+
+def format_differences(comparison):
+    """The paired bootstrap of evaluation.bootstrap.compare as two matrices (row minus column)."""
+    settings, differences = comparison["settings"], comparison["differences"]
+    trackers = list(comparison["intervals"])
+    headline = dict(OPE_COLUMNS + GOT10K_COLUMNS)[settings["headline"]]
+    rows, p_rows = [], []
+    for i, a in enumerate(trackers[:-1]):
+        row, p_row = [a], [a]
+        for j, b in enumerate(trackers[1:], start=1):
+            if j <= i:
+                row.append("")
+                p_row.append("")
+                continue
+            d = differences[(a, b)]
+            low, high = (100 * v for v in d["interval"])
+            row.append(f"{100 * d['difference']:+.1f} [{low:.1f}, {high:.1f}]")
+            p_row.append("<0.001" if d["p_value"] < 0.001 else f"{d['p_value']:.3f}")
+        rows.append(row)
+        p_rows.append(p_row)
+    level = f"{100 * settings['level']:g}%"
+    header = [f"{headline} row - column"] + trackers[1:]
+    return (f"{headline} difference, paired bootstrap over {settings['sequences']} sequences "
+            f"({settings['resamples']} resamples, seed {settings['seed']}), {level} interval:\n"
+            + _layout(header, rows) + "\nTwo-sided p-value of each difference:\n"
+            + _layout([f"{headline} p-value"] + trackers[1:], p_rows))
 
 
 def attribute_names(sequences):
@@ -81,9 +120,27 @@ def _layout(header, rows):
     return "\n".join(lines) + "\n"
 
 
-def to_json(scores):
-    """``{tracker: {"overall": {...}, "per_sequence": {seq: {...}}}}`` (fractions) as text."""
+def to_json(scores, comparison=None):
+    """``{tracker: {"overall": {...}, "per_sequence": {seq: {...}}}}`` (fractions) as text.
+
+    With ``comparison`` (evaluation.bootstrap.compare) each tracker also gets
+    ``"ci": {"settings": {...}, "intervals": {key: [low, high]},
+    "differences": {other tracker: {"difference", "interval", "p_value"}}}``
+    (this tracker minus the other, for every other tracker).
+    """
     data = {name: {"overall": s.overall, "per_sequence": s.per_sequence} for name, s in scores.items()}
+    if comparison is not None:
+        for name in scores:
+            differences = {}
+            for (a, b), d in comparison["differences"].items():
+                if name in (a, b):
+                    sign = 1 if name == a else -1
+                    low, high = (sign * v for v in d["interval"])
+                    differences[b if name == a else a] = {
+                        "difference": sign * d["difference"], "interval": sorted([low, high]), "p_value": d["p_value"]}
+            data[name]["ci"] = {"settings": comparison["settings"],
+                                "intervals": {k: list(v) for k, v in comparison["intervals"][name].items()},
+                                "differences": differences}
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 

@@ -248,3 +248,26 @@ def test_load_results_layouts_and_missing(tmp_path):
     assert missing == [f"s{i}" for i in range(8)] and set(results) == {"a", "b"}
     with pytest.raises(UserError, match="results folder not found"):
         load_results(tmp_path / "nope", sequences)
+
+
+@pytest.mark.parametrize("protocol", ["official", "pytracking", "got10k", "trackingnet"])
+def test_runs_scored_in_groups_equal_one_pass(protocol, monkeypatch):
+    """The OPE protocols score runs in cache-sized groups; every group size must give the same bits."""
+    from evaluation import protocols
+
+    rng = np.random.default_rng(7)
+    sequences, results = [], {}
+    for i in range(9):
+        n = int(rng.integers(5, 40))
+        gt = np.column_stack([rng.uniform(1, 50, (n, 2)), rng.uniform(5, 40, (n, 2))])
+        visible = rng.random(n) > 0.1 if i % 3 else None
+        sequences.append(seq(f"s{i}", gt, dataset="lasot" if i % 3 else "otb", visible=visible))
+        boxes = gt + rng.normal(0, 1 + i, gt.shape)
+        boxes[:, 2:] = np.abs(boxes[:, 2:])
+        boxes[rng.random(n) < 0.1, 2] = 0.0  # zero widths: the repairs look at the previous row
+        results[f"s{i}"] = [boxes] if i % 4 else [boxes, boxes[::-1].copy()]  # some with two runs
+    expected = score(protocol, sequences, results)
+    for group_frames in (1, 30, 100):
+        monkeypatch.setattr(protocols, "_GROUP_FRAMES", group_frames)
+        grouped = score(protocol, sequences, results)
+        assert grouped.overall == expected.overall and grouped.per_sequence == expected.per_sequence
