@@ -21,8 +21,10 @@ Overlap is the toolkit's (``vot/region/raster.py``): both regions are rasterised
 rounded half to even after a float32 round trip, rectangles covering ``x .. x + w - 1`` inclusive, polygons
 scan-converted with the toolkit's node rule, masks copied - inside the image bounds, and IoU counted on pixels.
 Its quirks are kept: two regions whose joint bounding box is at most one pixel wide or high have overlap 1,
-special rows are empty regions (overlap 0 with a real ground truth), multistart rasterises inside the image
-bounds only when ``burnin`` is non-zero and its EAO partial curve divides by ``j - 1``.
+special rows are empty regions (overlap 0 with a real ground truth), rectangles are clipped against absolute
+bounds (which wraps slices around when there are no image bounds and a region has negative coordinates), masks
+whose pixels end in column 0 read as empty, multistart rasterises inside the image bounds only when ``burnin``
+is non-zero and its EAO partial curve divides by ``j - 1``.
 """
 
 import dataclasses
@@ -132,6 +134,15 @@ def _mask_to_rle(mask):
     return ([0] if flat.size and flat[0] else []) + [int(r) for r in runs]
 
 
+def _cropped_mask(mask, offset):
+    """A mask as the toolkit reads it (shapes.Mask._optimize): cropped to its set pixels, and emptied (0 x 0 at
+    (0, 0)) when they end in column 0 - also when column 0 holds pixels, a toolkit quirk kept for parity."""
+    left, top, right, bottom = _mask_extent(mask)
+    if right == 0:
+        return Region(MASK, np.zeros((0, 0), dtype=np.uint8), offset=(0, 0))
+    return Region(MASK, mask[top:bottom + 1, left:right + 1].copy(), offset=(left + offset[0], top + offset[1]))
+
+
 def parse_region(text, where="<region>"):
     """One row of a VOT region file (vot.region.io.parse_region): ``m...`` mask, one value = special code,
     four = rectangle, an even number > 4 = polygon; NaN shapes become the special code 0."""
@@ -140,7 +151,7 @@ def parse_region(text, where="<region>"):
         if text.startswith("m"):
             values = [int(v) for v in text[1:].split(",")]
             x, y, w, h = values[:4]
-            return Region(MASK, _rle_to_mask(np.array(values[4:], dtype=np.int64), w, h), offset=(x, y))
+            return _cropped_mask(_rle_to_mask(np.array(values[4:], dtype=np.int64), w, h), (x, y))
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise UserError(f"{where}: {text[:40]!r} is not a VOT region") from None
@@ -195,12 +206,8 @@ def _raster(region, bounds):
     height, width = bottom - top + 1, right - left + 1
     mask = np.zeros((height, width), dtype=np.uint8)
     if region.kind == RECTANGLE:
-        x, y, w, h = _rounded(region)
-        if x > right or x + w - 1 < left or y > bottom or y + h - 1 < top:
-            return mask
-        x0, y0 = int(max(0, x - left)), int(max(0, y - top))
-        x1, y1 = int(x + w - 1 - left), int(y + h - 1 - top)
-        mask[y0:y1 + 1, x0:x1 + 1] = 1
+        rows, cols = _rectangle_spans(region, bounds)
+        mask[rows[0]:rows[1], cols[0]:cols[1]] = 1
     elif region.kind == POLYGON:
         _fill_polygon(mask, _rounded(region) - [left, top])
     elif region.kind == MASK:
@@ -270,19 +277,30 @@ def overlap(a, b, size=None):
     return np.count_nonzero(ma & mb) / either if either else 0.0
 
 
-def _span(low, high, bound_low, bound_high):
-    return max(0, min(high, bound_high) - max(low, bound_low) + 1)
+def _rectangle_spans(region, bounds):
+    """([top, bottom), [left, right)) raster rows and columns a rectangle covers (raster.rasterize_rectangle).
+
+    The toolkit clips the far edges against the absolute bounds (not the raster's size) and slices with them, so
+    with bounds at negative coordinates (no image bounds) a negative end wraps around like a Python slice; the
+    spans are those of its slices.
+    """
+    x, y, w, h = (int(v) for v in _rounded(region))
+    left, top, right, bottom = bounds
+    if x > right or x + w - 1 < left or y > bottom or y + h - 1 < top:
+        return (0, 0), (0, 0)
+    row_slice = slice(max(0, y - top), min(bottom, y + h - 1 - top) + 1)
+    col_slice = slice(max(0, x - left), min(right, x + w - 1 - left) + 1)
+    rows = row_slice.indices(bottom - top + 1)[:2]
+    cols = col_slice.indices(right - left + 1)[:2]
+    return (rows[0], max(rows)), (cols[0], max(cols))
 
 
 def _rectangle_overlap(a, b, bounds):
     """Two rectangles counted without rasterising (the same pixel sets as _raster)."""
-    ax, ay, aw, ah = _rounded(a)
-    bx, by, bw, bh = _rounded(b)
-    left, top, right, bottom = bounds
-    area_a = _span(ax, ax + aw - 1, left, right) * _span(ay, ay + ah - 1, top, bottom)
-    area_b = _span(bx, bx + bw - 1, left, right) * _span(by, by + bh - 1, top, bottom)
-    inter = (_span(max(ax, bx), min(ax + aw, bx + bw) - 1, left, right)
-             * _span(max(ay, by), min(ay + ah, by + bh) - 1, top, bottom))
+    (ra, ca), (rb, cb) = _rectangle_spans(a, bounds), _rectangle_spans(b, bounds)
+    area_a = (ra[1] - ra[0]) * (ca[1] - ca[0])
+    area_b = (rb[1] - rb[0]) * (cb[1] - cb[0])
+    inter = (max(0, min(ra[1], rb[1]) - max(ra[0], rb[0])) * max(0, min(ca[1], cb[1]) - max(ca[0], cb[0])))
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
 
