@@ -411,8 +411,9 @@ def supervised_eao_curve(fragments):
 
 
 def eao_score(curve, low, high):
-    """Mean of the curve over lengths low..high (as far as the curve reaches)."""
-    return float(np.mean(np.asarray(curve)[low:high + 1]))
+    """Mean of the curve over lengths low..high (as far as the curve reaches); NaN when it ends before ``low``."""
+    part = np.asarray(curve)[low:high + 1]
+    return float(np.mean(part)) if len(part) else math.nan
 
 
 # ---------------------------------------------------------------- multistart

@@ -10,6 +10,7 @@ A results folder is one tracker's folder of a vot-toolkit workspace: ``<experime
 
 import io
 import json
+import math
 import os
 
 from evaluation import vot
@@ -90,8 +91,13 @@ def format_table(protocol, scores):
     return _layout(["Tracker"] + [header for _, header, _ in columns], rows)
 
 
+def _finite_or_none(values):
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+
 def to_json(scores):
-    data = {name: {"overall": s.overall, "per_sequence": s.per_sequence,
+    """``{tracker: {"overall", "per_sequence", "eao_curve"}}``; an undefined EAO is null."""
+    data = {name: {"overall": _finite_or_none(s.overall), "per_sequence": s.per_sequence,
                    **({"eao_curve": [float(v) for v in s.eao_curve]} if s.eao_curve is not None else {})}
             for name, s in scores.items()}
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
@@ -156,6 +162,10 @@ def evaluate(args, names):
     scores = dict(zip(names, scored))
     interval = f", EAO interval {stack.eao_low}..{stack.eao_high}" if args.protocol != "vot-unsupervised" else ""
     lines = [f"VOT {args.protocol} ({stack.name} parameters{interval}): {len(kept)} sequences"]
+    for name, s in scores.items():
+        if math.isnan(s.overall.get("eao", 0.0)):
+            lines.append(f"note: {name}: EAO undefined, its EAO curve ({len(s.eao_curve)} frames) ends before "
+                         f"the interval's low end {stack.eao_low}")
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         lines.append(f"note: skipped {len(missing)} sequence(s) without results from every tracker ({shown})")

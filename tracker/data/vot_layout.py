@@ -33,7 +33,7 @@ def write_sequence_files(folder, name, boxes, size, tags=None, fps=30):
                       f"channels.color=color/%08d.jpg\nformat=default\nfps={fps}\nname={name}\n"
                       f"width={size[0]}\nheight={size[1]}\nlength={n}\n")
     write_text_atomic(os.path.join(folder, "groundtruth.txt"),
-                      "".join(",".join(f"{v:g}" for v in row) + "\n" for row in boxes))
+                      "".join(",".join(f"{v:.10g}" for v in row) + "\n" for row in boxes))
     write_text_atomic(os.path.join(folder, "anchor.value"), "".join(f"{v}\n" for v in anchor_column(n)))
     for tag, flags in (tags or {}).items():
         write_text_atomic(os.path.join(folder, f"{tag}.tag"), "".join(f"{int(bool(f))}\n" for f in flags))
