@@ -31,7 +31,11 @@ setup(
     extras_require={
         "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
         "tensorboard": ["tensorboard"],
-        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        "vot": ["vot-trax"],
+        # The official VOT analysis for the parity tests, in its own environment (it pulls opencv-python, which
+        # clashes with opencv-python-headless, and numba): tests/evaluation/test_parity_vot.py.
+        "vot-toolkit": ["vot-toolkit==0.9.0", "attributee==0.1.9"],
+        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript", "vot-trax"],
     },
     entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},
     classifiers=[

@@ -160,7 +160,7 @@ def test_vot_analysis_accepts_the_results(workspace):
         mine.overall["average_accuracy"], abs=1e-9)
 
 
-def test_track_cli_vot_protocols_with_the_demo_tracker(tmp_path, capsys):
+def test_track_cli_vot_protocols_with_the_demo_tracker(tmp_path, capsys, one_torch_thread):
     root = tmp_path / "sequences"
     assert main(["make-synthetic", "--format", "vot", "--out", str(root), "--sequences", "1", "--frames", "12",
                  "--size", "96x72"]) == 0
@@ -169,7 +169,7 @@ def test_track_cli_vot_protocols_with_the_demo_tracker(tmp_path, capsys):
     assert vot.find_anchors(sequence.labels["anchor"]) == ([0], [11])
     results = tmp_path / "results" / "demo"
     assert main(["track", "--dataset", "vot", "--root", str(root), "--results", str(results),
-                 "--protocol", "vot-unsupervised"]) == 0
+                 "--protocol", "vot-unsupervised", "--threads", "1"]) == 0
     assert "vot-unsupervised" in capsys.readouterr().out
     rows = rows_of(results / "unsupervised" / "Synthetic001" / "Synthetic001_001.txt")
     assert len(rows) == 12 and rows[0] == "1"
@@ -182,7 +182,7 @@ def test_track_cli_vot_protocols_with_the_demo_tracker(tmp_path, capsys):
     assert "only for --dataset vot" in capsys.readouterr().err
 
 
-def test_trax_server_answers_with_the_boxes_of_load_tracker(tmp_path):
+def test_trax_server_answers_with_the_boxes_of_load_tracker(tmp_path, one_torch_thread):
     trax = pytest.importorskip("trax")
     from trax.client import Client
 
