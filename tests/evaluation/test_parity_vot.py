@@ -1,17 +1,13 @@
 """Parity with vot-toolkit 0.9.0's own analysis (``vot analysis --format json``) on fabricated workspaces.
 
 vot-toolkit pulls opencv-python (which clashes with the headless OpenCV mimtrack uses) and numba, so it lives in
-its own environment: ``python3 -m venv V && V/bin/pip install -e ".[vot-toolkit]"`` (or just
-``vot-toolkit==0.9.0 attributee==0.1.9``), then ``MIMTRACK_VOT_PYTHON=V/bin/python pytest``. Without it (or
-with ``vot`` importable here) the test skips.
+its own environment, run as a subprocess: ``python3 -m venv V && V/bin/pip install vot-toolkit==0.9.0
+attributee==0.1.9`` (the ``vot-toolkit`` extra of setup.py), then ``MIMTRACK_VOT_PYTHON=V/bin/python pytest``.
+Without that variable and without ``vot`` importable here, the tests skip.
 """
 
-import glob
-import importlib.util
-import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,34 +15,6 @@ import pytest
 from evaluation import vot, vot_cli
 from evaluation.datasets import load_dataset
 from tests.evaluation import vot_workspace as fab
-
-
-def _toolkit_python():
-    configured = os.environ.get("MIMTRACK_VOT_PYTHON")
-    if configured:
-        return configured
-    if importlib.util.find_spec("vot") is not None:
-        return sys.executable
-    pytest.skip("vot-toolkit not installed (set MIMTRACK_VOT_PYTHON to a Python that has vot-toolkit==0.9.0)")
-
-
-def toolkit_analysis(workspace, experiments=None):
-    """{experiment: {analysis class name: result of the one tracker}} from ``vot analysis --format json``."""
-    command = [_toolkit_python(), "-m", "vot", "analysis", "--workspace", workspace, fab.TRACKER, "--format", "json"]
-    if experiments:
-        command += ["--experiments", ",".join(experiments)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, MPLBACKEND="Agg"))
-    reports = glob.glob(os.path.join(workspace, "analysis", "*.json"))
-    assert done.returncode == 0 and reports, done.stdout[-2000:] + done.stderr[-2000:]
-    with open(max(reports, key=os.path.getmtime)) as f:
-        data = json.load(f)
-    out = {}
-    for experiment, block in data["results"].items():
-        analyses = block["parameters"]["analyses"]
-        out[experiment] = {a["type"].rsplit(".", 2)[-2] + "." + a["type"].rsplit(".", 1)[-1]: r[0]
-                           for a, r in zip(analyses, block["results"])}
-    return out
 
 
 def ours(workspace, protocol, experiment, stack):
@@ -60,7 +28,7 @@ def ours(workspace, protocol, experiment, stack):
 @pytest.fixture(scope="module")
 def fabricated(tmp_path_factory):
     workspace = fab.make_workspace(tmp_path_factory.mktemp("vot") / "ws", seed=3)
-    return workspace, toolkit_analysis(workspace)
+    return workspace, fab.toolkit_analysis(workspace)
 
 
 def test_baseline_matches_toolkit(fabricated):
@@ -136,7 +104,7 @@ def _random_region(rng, width, height, near=None):
 def test_overlap_matches_toolkit_raster(tmp_path):
     """calculate_overlap of random rectangles, polygons (non-convex, leaving the image), masks, 0/1-pixel thin
     boxes and special regions, with and without image bounds: equal to the toolkit's to 1e-12."""
-    python = _toolkit_python()
+    python = fab.toolkit_python()
     rng = np.random.default_rng(7)
     pairs, lines = [], []
     for _ in range(1500):

@@ -6,9 +6,15 @@ skipped rows and re-initialisations, several repetitions (one sequence with fewe
 predictions, multistart runs forwards and backwards that drift off the target.
 """
 
+import glob
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 TRACKER = "Fabricated"
 EAO_BASELINE = (5, 40)
@@ -159,3 +165,33 @@ def make_workspace(root, seed=0):
         for experiment in ("unsupervised", "unsupervised10"):
             _write(os.path.join(results, experiment, name, f"{name}_001.txt"), "\n".join(rows) + "\n")
     return ws
+
+
+# ---------------------------------------------------------------- the official analysis
+def toolkit_python():
+    """The Python that has vot-toolkit: $MIMTRACK_VOT_PYTHON, or this one if it imports ``vot``; else skip."""
+    configured = os.environ.get("MIMTRACK_VOT_PYTHON")
+    if configured:
+        return configured
+    if importlib.util.find_spec("vot") is not None:
+        return sys.executable
+    pytest.skip("vot-toolkit not installed (set MIMTRACK_VOT_PYTHON to a Python that has vot-toolkit==0.9.0)")
+
+
+def toolkit_analysis(workspace, experiments=None):
+    """{experiment: {analysis class name: result of the one tracker}} from ``vot analysis --format json``."""
+    command = [toolkit_python(), "-m", "vot", "analysis", "--workspace", workspace, TRACKER, "--format", "json"]
+    if experiments:
+        command += ["--experiments", ",".join(experiments)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, MPLBACKEND="Agg"))
+    reports = glob.glob(os.path.join(workspace, "analysis", "*.json"))
+    assert done.returncode == 0 and reports, done.stdout[-2000:] + done.stderr[-2000:]
+    with open(max(reports, key=os.path.getmtime)) as f:
+        data = json.load(f)
+    out = {}
+    for experiment, block in data["results"].items():
+        analyses = block["parameters"]["analyses"]
+        out[experiment] = {a["type"].rsplit(".", 2)[-2] + "." + a["type"].rsplit(".", 1)[-1]: r[0]
+                           for a, r in zip(analyses, block["results"])}
+    return out

@@ -1,7 +1,6 @@
 """VOT protocols run live: restarts where vot-toolkit restarts, anchors, early stop, results vot-toolkit accepts,
 the TraX server against vot-trax's client, VOT-format data (make-synthetic, real sequences converted)."""
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -128,19 +127,8 @@ def test_multistart_runs_each_anchor_forwards_or_backwards(workspace):
     assert scores.overall["robustness"] == 1.0 and scores.overall["accuracy"] > 0.9
 
 
-def _toolkit_python():
-    configured = os.environ.get("MIMTRACK_VOT_PYTHON")
-    if configured:
-        return configured
-    if importlib.util.find_spec("vot") is not None:
-        return sys.executable
-    pytest.skip("vot-toolkit not installed (set MIMTRACK_VOT_PYTHON to a Python that has vot-toolkit==0.9.0)")
-
-
 def test_vot_analysis_accepts_the_results(workspace):
-    _toolkit_python()
-    from tests.evaluation.test_parity_vot import toolkit_analysis
-
+    fab.toolkit_python()
     sequences = sequences_of(workspace)
     results = os.path.join(workspace, "results", fab.TRACKER)
     stack = vot.get_stack("vot-baseline", "vot2018", fab.EAO_BASELINE)
@@ -148,7 +136,7 @@ def test_vot_analysis_accepts_the_results(workspace):
         tracker = ScriptedTracker(sequence, lose={6, len(sequence) - 9})
         vot_runner.track_vot(tracker, [sequence], results, "vot-baseline", stack, read_image=identity)
         vot_runner.track_vot(tracker, [sequence], results, "vot-unsupervised", stack, read_image=identity)
-    reference = toolkit_analysis(workspace, ["baseline", "unsupervised"])
+    reference = fab.toolkit_analysis(workspace, ["baseline", "unsupervised"])
     accuracy, failures, _, _ = reference["baseline"]["supervised.AverageAccuracyRobustness"]
     (mine,), _, _ = vot_cli.score([results], sequences, "vot-baseline", stack)
     assert failures == pytest.approx(2.0) and mine.overall["failures"] == pytest.approx(2.0)
