@@ -221,14 +221,18 @@ def _raster(region, bounds):
     return mask
 
 
-def _fill_polygon(mask, points):
-    """Scan conversion of raster.rasterize_polygon, all rows at once: per row the crossings of the edges (i-1, i)
-    that touch it, truncated to int and sorted, filled pairwise; a repeated crossing (a vertex on the row) is
-    skipped unless it is one of the last two."""
-    height, width = mask.shape
+def _polygon_spans(points, height, width):
+    """The pixel runs of raster.rasterize_polygon, all rows at once: [(rows, starts, stops)] per fill step, stops
+    inclusive, in raster coordinates. Per row the crossings of the edges (i-1, i) that touch it are truncated to
+    int and sorted, then filled pairwise; a repeated crossing (a vertex on the row) is skipped unless it is one of
+    the last two. Within a row, starts and stops never decrease from one step to the next."""
+    first_row = max(0, int(points[:, 1].min()))
+    last_row = min(height - 1, int(points[:, 1].max()))
+    if first_row > last_row:
+        return []
     xi, yi = points[:, 0], points[:, 1]
     xj, yj = np.roll(xi, 1), np.roll(yi, 1)
-    rows = np.arange(height, dtype=np.float64)[:, None]
+    rows = np.arange(first_row, last_row + 1, dtype=np.float64)[:, None]
     touches = (((yi <= rows) & (yj > rows)) | ((yj <= rows) & (yi > rows)) | ((yi < rows) & (yj >= rows))
                | ((yj < rows) & (yi >= rows)) | ((yi == yj) & (yi == rows)))
     rise, run = yj - yi, xj - xi
@@ -238,25 +242,51 @@ def _fill_polygon(mask, points):
     nodes.sort(axis=1)
     counts = touches.sum(axis=1)
     nodes = np.where(np.isinf(nodes), 0, nodes).astype(np.int64)
-    row_ids = np.arange(height)
-    position = np.zeros(height, dtype=np.int64)
+    row_ids = np.arange(len(rows))
+    position = np.zeros(len(rows), dtype=np.int64)
     live = counts > 1
-    edges = np.zeros((height, width + 1), dtype=np.int64)
+    last = nodes.shape[1] - 1
+    spans = []
     for _ in range(points.shape[0]):
         live &= position < counts - 1
         if not live.any():
             break
-        first = nodes[row_ids, np.minimum(position, nodes.shape[1] - 1)]
-        second = nodes[row_ids, np.minimum(position + 1, nodes.shape[1] - 1)]
+        first = nodes[row_ids, np.minimum(position, last)]
+        second = nodes[row_ids, np.minimum(position + 1, last)]
         live &= first < width
         skip = live & (first == second) & (position < counts - 2)
         fill = live & ~skip
-        draw = fill & (second >= 0)
-        start, stop = np.maximum(first, 0), np.minimum(second, width - 1)
-        np.add.at(edges, (row_ids[draw], start[draw]), 1)
-        np.add.at(edges, (row_ids[draw], stop[draw] + 1), -1)
+        draw = np.flatnonzero(fill & (second >= 0))
+        spans.append((draw + first_row, np.maximum(first[draw], 0), np.minimum(second[draw], width - 1)))
         position += np.where(skip, 1, np.where(fill, 2, 0))
-    mask[np.cumsum(edges, axis=1)[:, :width] > 0] = 1
+    return spans
+
+
+def _fill_polygon(mask, points):
+    for rows, starts, stops in _polygon_spans(points, *mask.shape):
+        for row, start, stop in zip(rows.tolist(), starts.tolist(), stops.tolist()):
+            mask[row, start:stop + 1] = 1
+
+
+def _union_length(spans, height, row_range=(0, None), column_range=(0, None)):
+    """Pixels covered by the runs (one row's runs overlap at most their neighbours' ends), counting only rows in
+    [row_range) and columns in [column_range] (inclusive)."""
+    covered = 0
+    reach = np.full(height, -1, dtype=np.int64)   # the last column covered so far, per row
+    low_row, high_row = row_range
+    low, high = column_range
+    for rows, starts, stops in spans:
+        keep = rows >= low_row
+        if high_row is not None:
+            keep &= rows < high_row
+        rows, starts, stops = rows[keep], starts[keep], stops[keep]
+        starts = np.maximum(starts, low)
+        if high is not None:
+            stops = np.minimum(stops, high)
+        starts = np.maximum(starts, reach[rows] + 1)
+        covered += int(np.maximum(stops - starts + 1, 0).sum())
+        reach[rows] = np.maximum(reach[rows], stops)
+    return covered
 
 
 def overlap(a, b, size=None):
@@ -272,6 +302,8 @@ def overlap(a, b, size=None):
             return 0.0
     if a.kind == RECTANGLE and b.kind == RECTANGLE:
         return _rectangle_overlap(a, b, union)
+    if {a.kind, b.kind} == {RECTANGLE, POLYGON}:
+        return _polygon_rectangle_overlap(*((a, b) if a.kind == POLYGON else (b, a)), union)
     ma, mb = _raster(a, union), _raster(b, union)
     either = int(np.count_nonzero(ma | mb))
     return np.count_nonzero(ma & mb) / either if either else 0.0
@@ -302,6 +334,18 @@ def _rectangle_overlap(a, b, bounds):
     area_b = (rb[1] - rb[0]) * (cb[1] - cb[0])
     inter = (max(0, min(ra[1], rb[1]) - max(ra[0], rb[0])) * max(0, min(ca[1], cb[1]) - max(ca[0], cb[0])))
     union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _polygon_rectangle_overlap(polygon, rectangle, bounds):
+    """A polygon and a rectangle counted from the polygon's runs, without a pixel mask (the same pixels)."""
+    height = bounds[3] - bounds[1] + 1
+    spans = _polygon_spans(_rounded(polygon) - [bounds[0], bounds[1]], height, bounds[2] - bounds[0] + 1)
+    rows, cols = _rectangle_spans(rectangle, bounds)
+    area_rectangle = (rows[1] - rows[0]) * (cols[1] - cols[0])
+    area_polygon = _union_length(spans, height)
+    inter = _union_length(spans, height, rows, (cols[0], cols[1] - 1)) if area_rectangle else 0
+    union = area_polygon + area_rectangle - inter
     return inter / union if union > 0 else 0.0
 
 
