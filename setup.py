@@ -33,7 +33,11 @@ setup(
         "tensorboard": ["tensorboard"],
         # Real photographs that ship inside packages (`mimtrack collect-photos`): training data without a download.
         "photos": ["scikit-image", "scikit-learn"],
-        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript",
+        "vot": ["vot-trax"],
+        # The official VOT analysis for the parity tests, in its own environment (it pulls opencv-python, which
+        # clashes with opencv-python-headless, and numba): tests/evaluation/test_parity_vot.py.
+        "vot-toolkit": ["vot-toolkit==0.9.0", "attributee==0.1.9"],
+        "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript", "vot-trax",
                 "scikit-image"],
     },
     entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},

@@ -15,6 +15,7 @@ from mimtrack.errors import UserError
 
 PROTOCOL_NAMES = ("official", "pytracking", "got10k", "trackingnet")
 DEFAULT_RESAMPLES = 10_000  # evaluation.bootstrap.DEFAULT_RESAMPLES (not imported: --help stays light)
+VOT_PROTOCOL_NAMES = ("vot-baseline", "vot-multistart", "vot-unsupervised")   # --dataset vot (evaluation.vot_cli)
 # Below this many result rows in all, worker processes cost more than they save.
 _PARALLEL_MIN_ROWS = 200_000
 
@@ -28,8 +29,9 @@ def add_arguments(parser):
                         help="result folders, one per tracker (<seq>.txt or <seq>/<seq>_001.txt)")
     parser.add_argument("--names", nargs="+", metavar="NAME",
                         help="tracker names, one per --results folder (default: the folder names)")
-    parser.add_argument("--protocol", choices=PROTOCOL_NAMES,
-                        help="scoring rules (default: got10k for GOT-10k, else official = LaSOT toolkit)")
+    parser.add_argument("--protocol", choices=PROTOCOL_NAMES + VOT_PROTOCOL_NAMES,
+                        help="scoring rules (default: got10k for GOT-10k, else official = LaSOT toolkit; "
+                        "vot-* for --dataset vot)")
     parser.add_argument("--json", metavar="OUT", help="write all scores (fractions) to this JSON file")
     parser.add_argument("--plots", metavar="DIR", help="write success / precision plots (PNG) here")
     parser.add_argument("--skip-missing", action="store_true",
@@ -44,6 +46,9 @@ def add_arguments(parser):
     parser.add_argument("--ci-level", type=float, default=0.95, help="interval level (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes reading and scoring trackers in parallel (default: %(default)s)")
+    from evaluation import vot_cli
+
+    vot_cli.add_arguments(parser)
 
 
 def tracker_names(results_dirs, names=None):
@@ -98,6 +103,12 @@ def evaluate(args):
     from evaluation.protocols import get_protocol
 
     names = tracker_names(args.results, args.names)
+    if args.dataset == "vot" or (args.protocol or "").startswith("vot-"):
+        from evaluation import vot_cli
+
+        if args.dataset != "vot":
+            raise UserError(f"--protocol {args.protocol}: only for --dataset vot")
+        return vot_cli.evaluate(args, names)
     split = args.split or default_split(args.dataset)
     sequences = load_dataset(args.dataset, args.root, split, args.sequences)
     protocol = get_protocol(args.protocol or ("got10k" if args.dataset == "got10k" else "official"))

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "eval": ("evaluation.cli", "score tracking results on a benchmark (AUC, precision, AO/SR)"),
     "pack": ("evaluation.submit", "pack GOT-10k / TrackingNet test results into a server submission zip"),
     "track": ("tracker.runner", "run a tracker over a benchmark and write result files"),
+    "vot-server": ("tracker.vot_server", "TraX server: let vot-toolkit run a mimtrack tracker (vot evaluate)"),
     "demo": ("tracker.demo", "track one object in a video file or image folder"),
     "train": ("tracker.train.cli", "train a tracker from a recipe (one process, or torchrun for DDP)"),
     "make-synthetic": ("tracker.data.synthetic", "write a synthetic tracking dataset in an official layout"),

@@ -40,6 +40,11 @@ def add_arguments(parser):
                         help="track N sequences at once in N processes (torch threads are split between them)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set inference.hann_window=false (repeatable)")
+    parser.add_argument("--protocol", choices=("vot-baseline", "vot-multistart", "vot-unsupervised"),
+                        help="--dataset vot: run with the VOT toolkit's rules (restarts after failures, anchors) "
+                        "into <results>/baseline|unsupervised/ (tracker.vot_runner)")
+    parser.add_argument("--stack", help="--protocol vot-*: the VOT stack whose rules apply "
+                        "(default vot2018 for vot-baseline, vot2022 else)")
 
 
 def result_paths(results_dir, dataset, name):
@@ -179,6 +184,12 @@ def run(args):
         if not DEMO_WEIGHTS.is_file():
             raise UserError(NO_DEMO_WEIGHTS)
 
+    if args.protocol or args.dataset.lower() == "vot":
+        from tracker import vot_runner
+
+        if args.protocol is None:
+            raise UserError("--dataset vot: choose --protocol vot-baseline | vot-multistart | vot-unsupervised")
+        return vot_runner.run(args, tracker_args)
     sequences = load_dataset(args.dataset, args.root, split=args.split, sequences=args.sequences)
     dataset = sequences[0].dataset if sequences else args.dataset.lower()
     split = args.split or default_split(dataset)

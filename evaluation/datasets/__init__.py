@@ -16,9 +16,10 @@ from .otb import OTB
 from .tnl2k import TNL2K
 from .trackingnet import TrackingNet
 from .uav import UAV
+from .vot import VOT
 
 _BENCHMARKS = {b.name: b for b in (LaSOT(), LaSOTExtension(), GOT10k(), TrackingNet(), OTB(),
-                                   UAV("uav123", "UAV123"), UAV("uav20l", "UAV20L"), NfS(), TNL2K())}
+                                   UAV("uav123", "UAV123"), UAV("uav20l", "UAV20L"), NfS(), TNL2K(), VOT())}
 
 
 def dataset_names():

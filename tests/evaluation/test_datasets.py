@@ -25,7 +25,7 @@ def boxes(rng, n):
 # ---------------------------------------------------------------- registry and split facts
 def test_registry_names_and_errors(tmp_path):
     assert dataset_names() == ["lasot", "lasot_ext", "got10k", "trackingnet", "otb", "uav123", "uav20l",
-                               "nfs", "tnl2k"]
+                               "nfs", "tnl2k", "vot"]
     assert default_split("lasot") == "test" and default_split("got10k") == "val"
     with pytest.raises(UserError, match="unknown dataset 'lasott'.*lasot, lasot_ext"):
         load_dataset("lasott", tmp_path)

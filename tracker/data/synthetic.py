@@ -16,8 +16,8 @@ import numpy as np
 
 from mimtrack.errors import UserError
 
-FORMATS = ("lasot", "got10k", "coco", "otb")
-DEFAULT_SPLITS = {"lasot": "train", "got10k": "train", "coco": "train2017", "otb": ""}
+FORMATS = ("lasot", "got10k", "coco", "otb", "vot")
+DEFAULT_SPLITS = {"lasot": "train", "got10k": "train", "coco": "train2017", "otb": "", "vot": ""}
 JPEG_QUALITY = 90
 
 
@@ -298,18 +298,27 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
     names = sequence_names(fmt, sequences, split)
     for index, name in enumerate(names):
         rng = np.random.default_rng([seed, index])
+        absence = fmt not in ("otb", "vot")
         if bank is not None:
             from .photos import PhotoVideo
 
-            video = PhotoVideo(rng, frames, size, bank, absence=fmt != "otb")
+            video = PhotoVideo(rng, frames, size, bank, absence=absence)
         else:
-            video = SyntheticVideo(rng, frames, size, absence=fmt != "otb")
+            video = SyntheticVideo(rng, frames, size, absence=absence)
         if fmt == "lasot":
             write_lasot(out, name, video)
         elif fmt == "got10k":
             write_got10k(out, name, video, split)
+        elif fmt == "vot":
+            from tracker.data import vot_layout
+
+            vot_layout.write_synthetic(out, name, video)
         else:
             write_otb(out, name, video)
+    if fmt == "vot":
+        from tracker.data import vot_layout
+
+        vot_layout.write_list(out, names)
     if fmt == "got10k":
         list_path = os.path.join(out, split, "list.txt")
         listed = set(open(list_path).read().split()) if os.path.isfile(list_path) else set()
