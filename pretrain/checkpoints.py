@@ -127,14 +127,14 @@ def load_checkpoint_file(path):
 
 def extract_state_dict(ckpt, source="checkpoint"):
     """Checkpoint dict -> (state_dict, format), format one of ``net`` (OSTrack trainer), ``model``
-    (MAE / MAE-Lite / DeiT), ``state_dict`` (MoCo-v3 style) or ``plain``.
+    (MAE / MAE-Lite / DeiT), ``state_dict`` (MoCo-v3 style), ``model_state`` (official Hiera) or ``plain``.
 
     The DDP ``module.`` and MAE-Lite experiment-wrapper ``model.`` prefixes are stripped from every key
     that has them (``module.model.blocks.0...`` -> ``blocks.0...``; ``module.tch_model.x`` -> ``tch_model.x``).
     """
     if not isinstance(ckpt, dict):
         raise UserError(f"{source}: expected a checkpoint dict, found {type(ckpt).__name__}")
-    for fmt in ("net", "model", "state_dict"):
+    for fmt in ("net", "model", "state_dict", "model_state"):
         if isinstance(ckpt.get(fmt), dict):
             state, found = ckpt[fmt], fmt
             break
@@ -203,12 +203,14 @@ def _prefix_tokens(num_slots):
     return num_slots - side * side
 
 
-def backbone_state_from_pretrained(state, backbone, source_format="plain", source="checkpoint"):
+def backbone_state_from_pretrained(state, backbone, source_format="plain", source="checkpoint", ignore=None):
     """Pre-trained ViT weights -> (state dict for ``backbone.load_state_dict(..., strict=False)``, LoadReport).
 
     ``pos_embed`` (1, P + g*g, D) is resized into the backbone's ``pos_embed`` grid and, for a tracker
     backbone, into ``pos_embed_z`` / ``pos_embed_x`` (bicubic, align_corners=False), unless the file has
     those tables itself (an OSTrack tracker file used as pre-training). Shape mismatches raise UserError.
+    ``ignore``: a regex of further keys to leave out (e.g. a Hiera MAE's fusion heads when a classifier loads it).
+    A backbone without prefix tokens (Hiera: ``num_prefix_tokens = 0``) gets a bare resized grid.
     """
     if any(k.startswith("backbone.") for k in state):  # a tracker checkpoint: take its backbone
         state = {(k[len("backbone."):] if k.startswith("backbone.") else k): v for k, v in state.items()}
@@ -217,7 +219,8 @@ def backbone_state_from_pretrained(state, backbone, source_format="plain", sourc
     out, ignored, unexpected, resized, mismatches = {}, [], [], [], []
     for key, value in state.items():
         block = re.match(r"^blocks\.(\d+)\.", key)
-        if _IGNORED.match(key) or (block and int(block.group(1)) >= depth):  # e.g. D^2's 13th block
+        beyond_depth = block and int(block.group(1)) >= depth  # e.g. D^2's 13th block
+        if _IGNORED.match(key) or (ignore and re.match(ignore, key)) or beyond_depth:
             ignored.append(key)
         elif key not in target:
             unexpected.append(key)
@@ -242,7 +245,7 @@ def backbone_state_from_pretrained(state, backbone, source_format="plain", sourc
                 grid_prefix = backbone.num_prefix_tokens if key == "pos_embed" else 0
                 grid = int(round((slots - grid_prefix) ** 0.5))
                 table = resample_pos_embed(pos, grid, prefix)
-                if key == "pos_embed":  # keep the cls slot (MAE's is all zeros when the file has none)
+                if key == "pos_embed" and grid_prefix:  # keep the cls slot (MAE's is all zeros if the file has none)
                     cls = pos[:, :1] if prefix else torch.zeros_like(pos[:, :1])
                     table = torch.cat([cls, table], dim=1)
                 if tuple(table.shape) != tuple(pos.shape):

@@ -169,6 +169,13 @@ class MaskedAutoencoderViT(VisionTransformer):
         loss = ((pred.float() - target.float()) ** 2).mean(dim=-1)  # (B, L) per-patch loss
         return (loss * mask).sum() / mask.sum()
 
+    def attention_logits(self, layer, stream):
+        """Pre-softmax attention logits (B, heads, N, N) of 1-based ``layer`` for the stream entering it."""
+        return self.blocks[layer - 1].attention_logits(stream[layer - 1])
+
+    def attention_heads(self, layer):
+        return self.blocks[layer - 1].attn.num_heads
+
     def forward(self, imgs, mask_ratio=0.75):
         latent, mask, ids_restore, _, _ = self.forward_encoder(imgs, mask_ratio)
         pred = self.forward_decoder(latent, ids_restore)

@@ -113,6 +113,8 @@ def resample_pos_embed(pos_embed, grid, num_prefix_tokens=1):
     old = int(round(patch_pos.shape[1] ** 0.5))
     if old * old != patch_pos.shape[1]:
         raise ValueError(f"pos_embed with {pos_embed.shape[1]} slots is not {num_prefix_tokens} prefix + a square grid")
+    if old == grid:
+        return patch_pos
     patch_pos = patch_pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)
     patch_pos = F.interpolate(patch_pos.float(), size=(grid, grid), mode="bicubic", align_corners=False)
     return patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
