@@ -156,9 +156,10 @@ def extract_state_dict(ckpt, source="checkpoint"):
 # Pre-trained ViT -> backbone
 
 # Pre-training parts a tracker backbone never uses: MAE decoder, distillation teacher and adapters,
-# classifier heads, DeiT's distillation token, MoCo's momentum branch.
+# classifier heads, DeiT's distillation token, MoCo's momentum branch, a Hiera MAE's fusion heads and encoder norm.
 _IGNORED = re.compile(r"^(decoder_|mask_token$|tch_|attn_adapter\.|hidden_adapter\.|head\.|head_dist\.|fc_norm\.|"
-                      r"pre_logits\.|dist_token$|momentum_encoder\.|predictor\.|box_head\.)")
+                      r"pre_logits\.|dist_token$|momentum_encoder\.|predictor\.|box_head\.|"
+                      r"multi_scale_fusion_heads\.|encoder_norm\.)")
 
 
 @dataclasses.dataclass
@@ -203,24 +204,27 @@ def _prefix_tokens(num_slots):
     return num_slots - side * side
 
 
-def backbone_state_from_pretrained(state, backbone, source_format="plain", source="checkpoint", ignore=None):
+def backbone_state_from_pretrained(state, backbone, source_format="plain", source="checkpoint"):
     """Pre-trained ViT weights -> (state dict for ``backbone.load_state_dict(..., strict=False)``, LoadReport).
 
     ``pos_embed`` (1, P + g*g, D) is resized into the backbone's ``pos_embed`` grid and, for a tracker
     backbone, into ``pos_embed_z`` / ``pos_embed_x`` (bicubic, align_corners=False), unless the file has
     those tables itself (an OSTrack tracker file used as pre-training). Shape mismatches raise UserError.
-    ``ignore``: a regex of further keys to leave out (e.g. a Hiera MAE's fusion heads when a classifier loads it).
-    A backbone without prefix tokens (Hiera: ``num_prefix_tokens = 0``) gets a bare resized grid.
+    A model with an ``adapt_state_dict(state)`` method maps foreign names first (the filters live beside the
+    models: an RPE ViT splits ``qkv.bias``, a Hiera classifier renames timm's head). A backbone without prefix
+    tokens (Hiera: ``num_prefix_tokens = 0``) gets a bare resized grid.
     """
     if any(k.startswith("backbone.") for k in state):  # a tracker checkpoint: take its backbone
         state = {(k[len("backbone."):] if k.startswith("backbone.") else k): v for k, v in state.items()}
+    if hasattr(backbone, "adapt_state_dict"):
+        state = backbone.adapt_state_dict(state)
     target = backbone.state_dict()
     depth = len(backbone.blocks)
     out, ignored, unexpected, resized, mismatches = {}, [], [], [], []
     for key, value in state.items():
         block = re.match(r"^blocks\.(\d+)\.", key)
         beyond_depth = block and int(block.group(1)) >= depth  # e.g. D^2's 13th block
-        if _IGNORED.match(key) or (ignore and re.match(ignore, key)) or beyond_depth:
+        if _IGNORED.match(key) or beyond_depth:
             ignored.append(key)
         elif key not in target:
             unexpected.append(key)

@@ -16,6 +16,7 @@ unroll / reroll and mask handling are timm's. Parameter names are MAE-Lite's (``
 """
 
 from timm.models.hiera import Hiera as TimmHiera
+from torch import nn
 
 from mimtrack.errors import UserError
 
@@ -127,3 +128,54 @@ def create_hiera(name, img_size=224, q_pool=3, drop_path_rate=0.0, **overrides):
     """A registry Hiera encoder by name (``hiera_tiny``, ``hiera_base``)."""
     return HieraEncoder(img_size=img_size, q_pool=q_pool, drop_path_rate=drop_path_rate,
                         **hiera_kwargs(name, **overrides))
+
+
+class HieraHead(nn.Module):
+    """MAE-Lite's ``Head``: ``projection`` (Linear); ``probe=True`` puts BatchNorm1d(affine=False) before it (MAE's
+    linear-probe head). MAE-Lite's head also applies a softmax in eval mode; logits are returned here."""
+
+    def __init__(self, dim, num_classes, probe=False, init_std=2e-5):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if probe else nn.Identity()
+        self.projection = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.projection.weight, std=init_std)
+        nn.init.zeros_(self.projection.bias)
+
+    def forward(self, x):
+        return self.projection(self.bn(x))
+
+
+class HieraClassifier(HieraEncoder):
+    """MAE-Lite's fine-tuning Hiera (``hiera_tiny_224`` with ``q_pool=3``): mean of the last stage's tokens ->
+    ``norm`` -> ``head.projection``. Its state dict is MAE-Lite's fine-tuned layout key for key."""
+
+    def __init__(self, num_classes, probe=False, head_init_std=2e-5, **encoder_kwargs):
+        super().__init__(**encoder_kwargs)
+        self.norm = nn.LayerNorm(self.num_features, eps=1e-6)
+        self.head = HieraHead(self.num_features, num_classes, probe, head_init_std)
+
+    def pooled_features(self, images):
+        return self.norm(self.forward_features(images).mean(dim=1))
+
+    def forward(self, images):
+        return self.head(self.pooled_features(images))
+
+    def encoder_parameters(self):
+        return [p for name, p in self.named_parameters() if not name.startswith(("norm.", "head."))]
+
+    def encoder_eval(self):
+        self.patch_embed.eval()
+        self.blocks.eval()
+
+    def adapt_state_dict(self, state):
+        """A foreign checkpoint's names -> ours (``pretrain.checkpoints``): timm's ``head.norm`` / ``head.fc`` are
+        MAE-Lite's ``norm`` / ``head.projection``."""
+        return hiera_state_from_timm(state)
+
+    def group_matcher(self, coarse=False):
+        """Layer ids for layer-wise lr decay: stem 0, block i -> i + 1, norm and head after the last block (the
+        ViT family's rule, MAE-Lite ``util/lr_decay.py``)."""
+        return dict(stem=r"^(?:pos_embed|patch_embed)", blocks=r"^blocks\.(\d+)")
+
+    def no_weight_decay(self):
+        return {"pos_embed"}
