@@ -1,6 +1,7 @@
 """Hiera-Tiny (MAE-Lite's hierarchical 6.5 M model): architecture, MAE by mask units, distillation, key layouts."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -238,3 +239,29 @@ def test_hiera_distill_pretraining_then_finetune_run_end_to_end(tmp_path, capsys
     assert status == 0 and "missing norm.weight, norm.bias, head.projection.weight, head.projection.bias" in out
     state = torch.load(tmp_path / "ft" / "last.pth", weights_only=False)["model"]
     assert state["head.projection.weight"].shape == (3, 368) and "norm.weight" in state  # MAE-Lite's FT layout
+
+
+def test_analyze_accepts_a_hiera_checkpoint(tmp_path, capsys):
+    """CKA (A against itself: unit diagonal; against a ViT: 13 x 13) and layer probing over Hiera's 12 blocks."""
+    from mimtrack import cli
+    from pretrain.vit import VisionTransformer
+    from tests.pretrain.test_analysis import make_class_images
+
+    images = make_class_images(tmp_path / "imgs")
+    torch.manual_seed(0)
+    torch.save({"model": {"module.model." + k: v for k, v in HieraClassifier(3, **TINY, img_size=64).state_dict().items()}},
+               tmp_path / "hiera.pth")
+    torch.save({"model": VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=12, num_heads=4).state_dict()},
+               tmp_path / "vit.pth")
+    out = tmp_path / "out"
+    assert cli.main(["analyze", "--images", str(images), "--checkpoint", str(tmp_path / "hiera.pth"),
+                     "--output", str(out), "--batch-size", "5", "--img-size", "64"]) == 0, capsys.readouterr().err
+    result = json.loads((out / "analysis.json").read_text())
+    np.testing.assert_allclose(np.diag(result["cka"]), 1.0)
+    assert np.array(result["cka"]).shape == (13, 13) and len(result["probing"]["accuracy"]["hiera.pth"]) == 13
+    assert result["attention_distance_px"] == {} and not (out / "attention_distance.png").exists()
+    out2 = tmp_path / "vs_vit"
+    assert cli.main(["analyze", "--images", str(images), "--checkpoint", str(tmp_path / "vit.pth"), "--checkpoint-b",
+                     str(tmp_path / "hiera.pth"), "--num-heads", "4", "--output", str(out2), "--batch-size", "5"]) == 0
+    result = json.loads((out2 / "analysis.json").read_text())
+    assert np.array(result["cka"]).shape == (13, 13) and list(result["attention_distance_px"]) == ["vit.pth"]
