@@ -260,12 +260,19 @@ def rpe_state_from_plain(state, model):
     ``q_bias`` = its first D and ``v_bias`` = its last D (the key third is dropped, exactly: see
     :class:`RelPosAttention`); MAE-Lite's persisted ``relative_position_index`` buffers are dropped (recomputed).
     Files that already have ``q_bias`` / ``v_bias`` (MAE-Lite's RPE checkpoints) pass through; a missing
-    ``relative_position_bias_table`` keeps its zero initialisation, as BEiT / MAE-Lite start RPE fine-tuning."""
+    ``relative_position_bias_table`` keeps its zero initialisation, as BEiT / MAE-Lite start RPE fine-tuning; a table
+    for another grid (a 224-px classifier feeding 512-px segmentation) is resized with timm's
+    ``resize_rel_pos_bias_table`` (BEiT's interpolation of the (2g-1)^2 offsets, the 3 cls entries kept)."""
+    from timm.layers import resize_rel_pos_bias_table
+
     target = model.state_dict()
     out = {}
     for key, value in state.items():
         if key.endswith(".relative_position_index"):
             continue
+        if key.endswith(".relative_position_bias_table") and key in target and value.shape != target[key].shape:
+            grid = model.grid_size
+            value = resize_rel_pos_bias_table(value, (grid, grid), tuple(target[key].shape))
         prefix = key[:-len("qkv.bias")]
         if key.endswith(".attn.qkv.bias") and prefix + "q_bias" in target and key not in target:
             dim = value.shape[0] // 3

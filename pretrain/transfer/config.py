@@ -88,6 +88,7 @@ class SegModel:
     patch_size: int = 16
     drop_path: float = 0.1
     out_indices: list[int] = dataclasses.field(default_factory=lambda: [3, 5, 7, 11])  # blocks 4/6/8/12
+    rel_pos_bias: bool = False      # ViT: start from an RPE fine-tuned backbone (tables resized to the crop's grid)
     fpn_channels: int = 256
     head_channels: int = 128
     num_classes: int = 150

@@ -159,7 +159,7 @@ def build_model(cfg):
                 print(f"pretrained {cfg.pretrained}: {report.summary()}")
         return HieraSemanticFPN(hiera, m.num_classes, m.fpn_channels, m.head_channels, m.dropout)
     vit = create_vit(m.arch, img_size=cfg.data.crop_size, patch_size=m.patch_size, embed_dim=m.embed_dim,
-                     depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path)
+                     depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path, rel_pos_bias=m.rel_pos_bias)
     if cfg.pretrained:
         report = load_pretrained_backbone(vit, cfg.pretrained)  # pos_embed resized to the crop's grid
         if dist.is_main():

@@ -95,3 +95,16 @@ def test_finetune_with_relative_position_bias_runs(tmp_path):
     assert status == 0
     state = torch.load(tmp_path / "ft" / "last.pth", weights_only=False)["model"]
     assert state["backbone.blocks.1.attn.relative_position_bias_table"].shape == ((2 * 4 - 1) ** 2 + 3, 4)
+
+
+def test_rpe_tables_resize_for_segmentation_crops(tmp_path):
+    """A 224-px RPE classifier (14 x 14 grid, 732 rows) feeds a 512-px segmenter (32 x 32, 63^2 + 3 rows)."""
+    clf = create_vit("vit_tiny", depth=1, rel_pos_bias=True)
+    with torch.no_grad():
+        clf.blocks[0].attn.relative_position_bias_table[-3:] = torch.arange(36.0).view(3, 12)
+    torch.save({"model": clf.state_dict()}, tmp_path / "rpe.pth")
+    seg = create_vit("vit_tiny", img_size=512, depth=1, rel_pos_bias=True)
+    report = load_pretrained_backbone(seg, tmp_path / "rpe.pth")
+    table = seg.blocks[0].attn.relative_position_bias_table
+    assert report.unexpected == [] and table.shape == (63 ** 2 + 3, 12)
+    torch.testing.assert_close(table[-3:], torch.arange(36.0).view(3, 12))  # cls entries carried over
