@@ -19,6 +19,7 @@ from timm.models.hiera import Hiera as TimmHiera
 from torch import nn
 
 from mimtrack.errors import UserError
+from pretrain.vit import registry_kwargs
 
 HIERA_CONFIGS = {
     # MAE-Lite's 6.5 M model (timm's own hiera_tiny_224 is the official 96-d, 28 M one).
@@ -34,11 +35,7 @@ def is_hiera(arch):
 
 def hiera_kwargs(name, **overrides):
     """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
-    if name not in HIERA_CONFIGS:
-        raise UserError(f"unknown Hiera architecture {name!r} (known: {', '.join(HIERA_CONFIGS)})")
-    kwargs = dict(HIERA_CONFIGS[name])
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    return kwargs
+    return registry_kwargs(HIERA_CONFIGS, "Hiera", name, overrides)
 
 
 def check_hiera_image_size(img_size, where="model.img_size"):
@@ -115,13 +112,6 @@ def hiera_state_from_timm(state):
             key = "norm." + key[len("head.norm."):]
         out[key] = value
     return out
-
-
-def resample_grid_pos_embed(pos_embed, grid):
-    """(1, g*g, C) Hiera table -> (1, grid*grid, C), bicubic (no prefix slots)."""
-    from pretrain.vit import resample_pos_embed
-
-    return resample_pos_embed(pos_embed, grid, num_prefix_tokens=0)
 
 
 def create_hiera(name, img_size=224, q_pool=3, drop_path_rate=0.0, **overrides):

@@ -28,6 +28,7 @@ from timm.models.hiera import HieraBlock, undo_windowing
 from torch import nn
 
 from pretrain.hiera import HieraEncoder, block_attention_logits, hiera_kwargs
+from pretrain.mae import mae_init_
 
 _LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -89,16 +90,7 @@ class MaskedAutoencoderHiera(HieraEncoder):
     def initialize_weights(self):
         """MAE-Lite's MAE init: xavier-uniform Linear (zero bias), unit LayerNorm, stem initialised as a Linear
         over the flattened kernel, mask token and decoder positions N(0, 0.02) truncated."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        w = self.patch_embed.proj.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        mae_init_(self)  # the fusion convolutions keep PyTorch's default, as in MAE-Lite
         if self.decoder_depth:
             nn.init.trunc_normal_(self.mask_token, std=0.02)
             nn.init.trunc_normal_(self.decoder_pos_embed, std=0.02)

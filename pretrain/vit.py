@@ -241,13 +241,18 @@ class VisionTransformer(nn.Module):
         return self.forward_tokens(self.pos_drop(self.embed(images)))
 
 
-def vit_kwargs(name, **overrides):
-    """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
-    if name not in VIT_CONFIGS:
-        raise UserError(f"unknown ViT architecture {name!r} (known: {', '.join(VIT_CONFIGS)})")
-    kwargs = dict(VIT_CONFIGS[name])
+def registry_kwargs(registry, family, name, overrides):
+    """``registry[name]`` updated with ``overrides`` (``None`` values are ignored); UserError for an unknown name."""
+    if name not in registry:
+        raise UserError(f"unknown {family} architecture {name!r} (known: {', '.join(registry)})")
+    kwargs = dict(registry[name])
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
+
+
+def vit_kwargs(name, **overrides):
+    """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
+    return registry_kwargs(VIT_CONFIGS, "ViT", name, overrides)
 
 
 def create_vit(name, **overrides):

@@ -14,6 +14,7 @@ from pretrain.checkpoints import load_pretrained_backbone
 from pretrain.distill import MAEPretraining, load_teacher
 from pretrain.hiera import HieraClassifier, block_attention_logits, create_hiera, hiera_state_from_timm
 from pretrain.mae_hiera import mae_hiera
+from tests.pretrain.test_distill import short_run, smooth_images
 
 TINY = dict(embed_dim=46, num_heads=1, stages=(1, 2, 7, 2))
 
@@ -127,21 +128,8 @@ def test_hiera_distillation_matches_last_blocks_and_is_zero_when_attention_agree
 
 def test_short_hiera_pretraining_lowers_the_loss():
     torch.manual_seed(0)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
-    imgs = torch.stack([torch.stack([torch.sin(3 * f * xx), torch.cos(2 * f * yy), xx * yy * f])
-                        for f in torch.linspace(0.5, 2, 4)])
     student, teacher = _small_pair()
-    method = MAEPretraining(student, 0.4, teacher)
-    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3)
-    history = []
-    for _ in range(25):
-        loss, logs = method(imgs)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append((float(logs["rec"]), float(logs["attn"])))
-    first = [sum(v) / 5 for v in zip(*history[:5])]
-    last = [sum(v) / 5 for v in zip(*history[-5:])]
+    first, last = short_run(MAEPretraining(student, 0.4, teacher), smooth_images(64, 4), 25, 1e-3)
     assert last[0] < 0.8 * first[0] and last[1] < 0.8 * first[1]
 
 
