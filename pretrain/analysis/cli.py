@@ -64,7 +64,9 @@ def _vit_from_state(state, num_heads, source):
         raise UserError(f"{source}: no transformer blocks found")
     if dim % num_heads:
         raise UserError(f"--num-heads {num_heads}: does not divide the embed dim {dim} of {source}")
-    return dict(img_size=grid * patch, patch_size=patch, embed_dim=dim, depth=depth, num_heads=num_heads)
+    rel_pos_bias = "blocks.0.attn.relative_position_bias_table" in state  # an RPE fine-tuned model
+    return dict(img_size=grid * patch, patch_size=patch, embed_dim=dim, depth=depth, num_heads=num_heads,
+                rel_pos_bias=rel_pos_bias)
 
 
 def _hiera_from_state(state, source):

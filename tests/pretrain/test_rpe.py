@@ -108,3 +108,18 @@ def test_rpe_tables_resize_for_segmentation_crops(tmp_path):
     table = seg.blocks[0].attn.relative_position_bias_table
     assert report.unexpected == [] and table.shape == (63 ** 2 + 3, 12)
     torch.testing.assert_close(table[-3:], torch.arange(36.0).view(3, 12))  # cls entries carried over
+
+
+def test_analyze_reads_an_rpe_checkpoint(tmp_path):
+    import json
+
+    from mimtrack import cli
+    from tests.pretrain.test_analysis import make_class_images
+
+    images = make_class_images(tmp_path / "imgs")
+    model = create_vit("vit_tiny", img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, rel_pos_bias=True)
+    torch.save({"model": model.state_dict()}, tmp_path / "rpe.pth")
+    assert cli.main(["analyze", "--images", str(images), "--checkpoint", str(tmp_path / "rpe.pth"), "--num-heads", "4",
+                     "--output", str(tmp_path / "out"), "--batch-size", "5"]) == 0
+    result = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert len(result["attention_entropy"]["rpe.pth"]) == 2 and len(result["cka"]) == 3
