@@ -8,7 +8,7 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
-from pretrain.hiera import check_hiera_image_size, is_hiera
+from pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 METHODS = ("mae", "mocov3")
 
@@ -132,6 +132,7 @@ def check_config(cfg):
 def _check_hiera(cfg):
     """Hiera MAE: sides a multiple of 32 px; none of the ViT-only options (D2, hidden distillation, MoCo)."""
     check_hiera_image_size(cfg.model.img_size)
+    check_hiera_heads(cfg.model.arch, cfg.model.embed_dim, cfg.model.num_heads)
     d = cfg.distill
     if cfg.method != "mae":
         raise UserError(f"config method={cfg.method!r} with model.arch={cfg.model.arch}: Hiera trains with mae only")

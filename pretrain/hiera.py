@@ -38,6 +38,16 @@ def hiera_kwargs(name, **overrides):
     return registry_kwargs(HIERA_CONFIGS, "Hiera", name, overrides)
 
 
+def check_hiera_heads(name, embed_dim, num_heads):
+    """UserError unless the first stage's width divides into the heads (a ViT recipe's ``num_heads: 12`` with
+    ``--set model.arch=hiera_tiny`` would give 46 / 12)."""
+    kwargs = hiera_kwargs(name, embed_dim=embed_dim, num_heads=num_heads)
+    if kwargs["embed_dim"] % kwargs["num_heads"]:
+        raise UserError(f"config model.num_heads={kwargs['num_heads']}: {name}'s {kwargs['embed_dim']}-d first stage "
+                        f"does not split into that many heads ({name} has {HIERA_CONFIGS[name]['num_heads']}; "
+                        "--set model.num_heads=null keeps it)")
+
+
 def check_hiera_image_size(img_size, where="model.img_size"):
     """Hiera's unroll needs the 4-px token grid to split into 8 x 8 mask units: sides a multiple of 32 px."""
     if img_size % 32 or img_size <= 0:

@@ -9,7 +9,7 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
-from pretrain.hiera import check_hiera_image_size, is_hiera
+from pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -151,6 +151,7 @@ def load_classify_config(name_or_path, overrides=None):
         raise UserError(f"config model.global_pool={cfg.model.global_pool!r}: expected avg or token")
     if is_hiera(cfg.model.arch):
         check_hiera_image_size(cfg.model.img_size)
+        check_hiera_heads(cfg.model.arch, cfg.model.embed_dim, cfg.model.num_heads)
         if cfg.model.rel_pos_bias or cfg.model.global_pool != "avg":
             raise UserError(f"config model.arch={cfg.model.arch}: Hiera has no rel_pos_bias / token pooling "
                             "(it mean-pools its last stage)")

@@ -253,3 +253,17 @@ def test_analyze_accepts_a_hiera_checkpoint(tmp_path, capsys):
                      str(tmp_path / "hiera.pth"), "--num-heads", "4", "--output", str(out2), "--batch-size", "5"]) == 0
     result = json.loads((out2 / "analysis.json").read_text())
     assert np.array(result["cka"]).shape == (13, 13) and list(result["attention_distance_px"]) == ["vit.pth"]
+
+
+def test_vit_recipe_values_that_do_not_fit_hiera_are_one_line_errors(tmp_path, capsys):
+    from mimtrack import cli
+    from tests.pretrain.test_transfer import make_colour_folder
+
+    data = make_colour_folder(tmp_path / "rgb", train=1, val=1)
+    status = cli.main(["finetune", "finetune_tiny_in1k", "--data", str(data), "--output", str(tmp_path / "o"),
+                       "--set", "model.arch=hiera_tiny"])  # the ViT recipe's num_heads: 12
+    err = capsys.readouterr().err
+    assert status == 2 and "model.num_heads=12" in err and "Traceback" not in err
+    status = cli.main(["finetune", "smoke_cls_hiera", "--data", str(data), "--output", str(tmp_path / "o"),
+                       "--set", "model.img_size=80"])
+    assert status == 2 and "multiple of 32" in capsys.readouterr().err
