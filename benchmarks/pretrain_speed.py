@@ -1,13 +1,17 @@
-"""Pre-training throughput (images/s) and peak memory (RSS) of MAE-lite ViT-Tiny, without and with a teacher.
+"""Pre-training throughput (images/s) and peak memory (RSS) of MAE-lite ViT-Tiny and Hiera-Tiny, without and
+with a teacher.
 
-    python benchmarks/pretrain_speed.py                     # CPU, batch 16, 224 px, both variants
-    python benchmarks/pretrain_speed.py --device cuda --batch 256 --steps 20
+    python benchmarks/pretrain_speed.py                     # CPU, batch 16, 224 px, all four variants
+    python benchmarks/pretrain_speed.py --variants hiera_mae hiera_distill --device cuda --batch 256 --steps 20
 
-Each variant runs in its own subprocess so that its peak resident memory (VmHWM; torch allocates outside
-Python's heap, so tracemalloc would miss it) is its own. Timed: forward + backward + AdamW step on random
-normalised images, after warm-up steps. The teacher is a randomly initialised MAE ViT-Base (12 heads), which
-costs the same as a real one.
+Variants: ``mae`` (ViT-Tiny, mask 0.75), ``distill`` (+ MAE ViT-Base teacher), ``hiera_mae`` (Hiera-Tiny, mask
+units at 0.4), ``hiera_distill`` (+ MAE Hiera-Base teacher). Each runs in its own subprocess so that its peak
+resident memory (VmHWM; torch allocates outside Python's heap, so tracemalloc would miss it) is its own. Timed:
+forward + backward + AdamW step on random normalised images, after warm-up steps. Teachers are randomly
+initialised, which costs the same as real ones.
 """
+
+VARIANTS = ("mae", "distill", "hiera_mae", "hiera_distill")
 
 import argparse
 import json
@@ -36,10 +40,15 @@ def measure(variant, batch, steps, warmup, img_size, device, threads=None):
         torch.set_num_threads(threads)
     from pretrain.distill import MAEPretraining
     from pretrain.mae import mae_vit_base_patch16, mae_vit_tiny_patch16
+    from pretrain.mae_hiera import mae_hiera
 
     torch.manual_seed(0)
-    teacher = mae_vit_base_patch16(img_size=img_size, decoder_depth=0) if variant == "distill" else None
-    method = MAEPretraining(mae_vit_tiny_patch16(img_size=img_size), 0.75, teacher).to(device)
+    if variant.startswith("hiera"):
+        teacher = mae_hiera("hiera_base", img_size=img_size, decoder_depth=0) if variant == "hiera_distill" else None
+        method = MAEPretraining(mae_hiera("hiera_tiny", img_size=img_size), 0.4, teacher).to(device)
+    else:
+        teacher = mae_vit_base_patch16(img_size=img_size, decoder_depth=0) if variant == "distill" else None
+        method = MAEPretraining(mae_vit_tiny_patch16(img_size=img_size), 0.75, teacher).to(device)
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
     images = torch.randn(batch, 3, img_size, img_size, device=device)
     amp = device == "cuda"
@@ -77,7 +86,7 @@ def main(argv=None):
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--variants", nargs="+", default=["mae", "distill"], choices=["mae", "distill"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant in this process
     args = parser.parse_args(argv)
     if args.one:
@@ -91,10 +100,10 @@ def main(argv=None):
         cmd += ["--threads", str(args.threads)] if args.threads else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"{'variant':<8} {'device':<6} {'batch':>5} {'img/s':>9} {'peak RSS MiB':>13}  (threads "
+    print(f"{'variant':<13} {'device':<6} {'batch':>5} {'img/s':>9} {'peak RSS MiB':>13}  (threads "
           f"{results[0]['threads']})")
     for r in results:
-        print(f"{r['variant']:<8} {r['device']:<6} {r['batch']:>5} {r['images_per_s']:>9.2f} {r['peak_rss_mib']:>13.1f}"
+        print(f"{r['variant']:<13} {r['device']:<6} {r['batch']:>5} {r['images_per_s']:>9.2f} {r['peak_rss_mib']:>13.1f}"
               + (f"  (CUDA peak {r['peak_cuda_mib']} MiB)" if "peak_cuda_mib" in r else ""))
     return 0
 

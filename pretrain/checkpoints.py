@@ -127,14 +127,14 @@ def load_checkpoint_file(path):
 
 def extract_state_dict(ckpt, source="checkpoint"):
     """Checkpoint dict -> (state_dict, format), format one of ``net`` (OSTrack trainer), ``model``
-    (MAE / MAE-Lite / DeiT), ``state_dict`` (MoCo-v3 style) or ``plain``.
+    (MAE / MAE-Lite / DeiT), ``state_dict`` (MoCo-v3 style), ``model_state`` (official Hiera) or ``plain``.
 
     The DDP ``module.`` and MAE-Lite experiment-wrapper ``model.`` prefixes are stripped from every key
     that has them (``module.model.blocks.0...`` -> ``blocks.0...``; ``module.tch_model.x`` -> ``tch_model.x``).
     """
     if not isinstance(ckpt, dict):
         raise UserError(f"{source}: expected a checkpoint dict, found {type(ckpt).__name__}")
-    for fmt in ("net", "model", "state_dict"):
+    for fmt in ("net", "model", "state_dict", "model_state"):
         if isinstance(ckpt.get(fmt), dict):
             state, found = ckpt[fmt], fmt
             break
@@ -156,9 +156,10 @@ def extract_state_dict(ckpt, source="checkpoint"):
 # Pre-trained ViT -> backbone
 
 # Pre-training parts a tracker backbone never uses: MAE decoder, distillation teacher and adapters,
-# classifier heads, DeiT's distillation token, MoCo's momentum branch.
+# classifier heads, DeiT's distillation token, MoCo's momentum branch, a Hiera MAE's fusion heads and encoder norm.
 _IGNORED = re.compile(r"^(decoder_|mask_token$|tch_|attn_adapter\.|hidden_adapter\.|head\.|head_dist\.|fc_norm\.|"
-                      r"pre_logits\.|dist_token$|momentum_encoder\.|predictor\.|box_head\.)")
+                      r"pre_logits\.|dist_token$|momentum_encoder\.|predictor\.|box_head\.|"
+                      r"multi_scale_fusion_heads\.|encoder_norm\.)")
 
 
 @dataclasses.dataclass
@@ -209,15 +210,21 @@ def backbone_state_from_pretrained(state, backbone, source_format="plain", sourc
     ``pos_embed`` (1, P + g*g, D) is resized into the backbone's ``pos_embed`` grid and, for a tracker
     backbone, into ``pos_embed_z`` / ``pos_embed_x`` (bicubic, align_corners=False), unless the file has
     those tables itself (an OSTrack tracker file used as pre-training). Shape mismatches raise UserError.
+    A model with an ``adapt_state_dict(state)`` method maps foreign names first (the filters live beside the
+    models: an RPE ViT splits ``qkv.bias``, a Hiera classifier renames timm's head). A backbone without prefix
+    tokens (Hiera: ``num_prefix_tokens = 0``) gets a bare resized grid.
     """
     if any(k.startswith("backbone.") for k in state):  # a tracker checkpoint: take its backbone
         state = {(k[len("backbone."):] if k.startswith("backbone.") else k): v for k, v in state.items()}
+    if hasattr(backbone, "adapt_state_dict"):
+        state = backbone.adapt_state_dict(state)
     target = backbone.state_dict()
     depth = len(backbone.blocks)
     out, ignored, unexpected, resized, mismatches = {}, [], [], [], []
     for key, value in state.items():
         block = re.match(r"^blocks\.(\d+)\.", key)
-        if _IGNORED.match(key) or (block and int(block.group(1)) >= depth):  # e.g. D^2's 13th block
+        beyond_depth = block and int(block.group(1)) >= depth  # e.g. D^2's 13th block
+        if _IGNORED.match(key) or beyond_depth:
             ignored.append(key)
         elif key not in target:
             unexpected.append(key)
@@ -242,7 +249,7 @@ def backbone_state_from_pretrained(state, backbone, source_format="plain", sourc
                 grid_prefix = backbone.num_prefix_tokens if key == "pos_embed" else 0
                 grid = int(round((slots - grid_prefix) ** 0.5))
                 table = resample_pos_embed(pos, grid, prefix)
-                if key == "pos_embed":  # keep the cls slot (MAE's is all zeros when the file has none)
+                if key == "pos_embed" and grid_prefix:  # keep the cls slot (MAE's is all zeros if the file has none)
                     cls = pos[:, :1] if prefix else torch.zeros_like(pos[:, :1])
                     table = torch.cat([cls, table], dim=1)
                 if tuple(table.shape) != tuple(pos.shape):

@@ -8,6 +8,7 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
+from pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 METHODS = ("mae", "mocov3")
 
@@ -16,7 +17,8 @@ METHODS = ("mae", "mocov3")
 class ModelConfig:
     """The ViT being pre-trained (the future tracker backbone)."""
 
-    arch: str = "vit_tiny"          # pretrain.vit registry name: vit_tiny, vit_small, vit_base
+    arch: str = "vit_tiny"          # pretrain.vit registry name (vit_tiny, vit_small, vit_base) or pretrain.hiera's
+                                    # (hiera_tiny: MAE-Lite's 6.5 M Hiera; hiera_base: the Hiera teacher)
     embed_dim: int | None = None    # None: the registry's value
     depth: int | None = None
     num_heads: int | None = None    # None: the registry's (12 for MAE-Lite Tiny/Small)
@@ -40,7 +42,7 @@ class DistillConfig:
 
     enabled: bool = False
     teacher: str | None = None      # checkpoint path (MAE {'model': ...} or timm ViT); --teacher overrides
-    teacher_arch: str = "vit_base"
+    teacher_arch: str = "vit_base"  # hiera_base for a Hiera student
     teacher_heads: int | None = None
     attn_weight: float = 1.0
     student_attn_layer: int | None = None   # None: the student's last block (D2: the extra 13th)
@@ -105,7 +107,9 @@ def check_config(cfg):
     if cfg.mae.decoder_dim % cfg.mae.decoder_heads or cfg.mae.decoder_dim % 4:
         raise UserError(f"config mae.decoder_dim={cfg.mae.decoder_dim}: must be a multiple of 4 and of "
                         f"mae.decoder_heads={cfg.mae.decoder_heads}")
-    if cfg.model.img_size % cfg.model.patch_size:
+    if is_hiera(cfg.model.arch):
+        _check_hiera(cfg)
+    elif cfg.model.img_size % cfg.model.patch_size:
         raise UserError(f"config model.img_size={cfg.model.img_size}: not a multiple of patch {cfg.model.patch_size}")
     if cfg.distill.enabled and cfg.method != "mae":
         raise UserError("config distill.enabled: distillation is implemented for method 'mae' only")
@@ -123,6 +127,24 @@ def check_config(cfg):
     if t.device.split(":")[0] not in ("cpu", "cuda"):
         raise UserError(f"config train.device={t.device!r}: expected cpu or cuda")
     return cfg
+
+
+def _check_hiera(cfg):
+    """Hiera MAE: sides a multiple of 32 px; none of the ViT-only options (D2, hidden distillation, MoCo)."""
+    check_hiera_image_size(cfg.model.img_size)
+    check_hiera_heads(cfg.model.arch, cfg.model.embed_dim, cfg.model.num_heads)
+    d = cfg.distill
+    if cfg.method != "mae":
+        raise UserError(f"config method={cfg.method!r} with model.arch={cfg.model.arch}: Hiera trains with mae only")
+    if cfg.mae.decode_layer is not None or d.extra_attention_block:
+        raise UserError("config mae.decode_layer / distill.extra_attention_block: D2-MAE is implemented for the ViT "
+                        f"family, not model.arch={cfg.model.arch}")
+    if d.student_hidden_layer is not None or d.teacher_hidden_layer is not None:
+        raise UserError("config distill.student_hidden_layer / teacher_hidden_layer: hidden-feature distillation is "
+                        f"implemented for the ViT family, not model.arch={cfg.model.arch}")
+    if d.enabled and not is_hiera(d.teacher_arch):
+        raise UserError(f"config distill.teacher_arch={d.teacher_arch}: a Hiera student needs a Hiera teacher "
+                        "(hiera_base) to match attention maps token for token")
 
 
 def load_pretrain_config(name_or_path, overrides=None):

@@ -11,6 +11,11 @@ with ``attn_adapter.*`` / ``hidden_adapter.*`` beside it, MAE-Lite's layout) and
   and the teacher's (all tokens, cls included);
 - D2-MAE: the student has an attention-only 13th block that feeds the distillation while pixels are
   decoded from layer 8 (see ``MaskedAutoencoderViT``).
+
+The student may also be a :class:`pretrain.mae_hiera.MaskedAutoencoderHiera` (MAE-Lite's
+``hiera_mae_distill_exp.py``): the teacher is the official MAE Hiera-Base, fed the same mask units, and the student's
+last block (global attention, 8 heads) is matched to the teacher's last (block 24, 8 heads): (B, 8, 116, 116) logits
+at 224 px with 29 of 49 units visible (29 x 2 x 2 tokens).
 """
 
 import os
@@ -22,6 +27,7 @@ from torch import nn
 
 from mimtrack.errors import UserError
 from pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
+from pretrain.hiera import hiera_state_from_timm, is_hiera
 from pretrain.mae import mae_vit
 
 
@@ -53,8 +59,8 @@ class MAEPretraining(nn.Module):
                                  ("teacher", self.teacher_attn_layer, teacher)):
             if not 1 <= layer <= len(net.blocks):
                 raise UserError(f"config distill.{name}_attn_layer={layer}: the {name} has {len(net.blocks)} layers")
-        s_heads = model.blocks[self.student_attn_layer - 1].attn.num_heads
-        t_heads = teacher.blocks[self.teacher_attn_layer - 1].attn.num_heads
+        s_heads = model.attention_heads(self.student_attn_layer)
+        t_heads = teacher.attention_heads(self.teacher_attn_layer)
         # Mixes the head axis: a 1x1 convolution over (B, heads, N, N) maps (MAE-Lite's attn_adapter).
         self.attn_adapter = nn.Conv2d(s_heads, t_heads, kernel_size=1, bias=False)
         self.hidden_weight = hidden_weight
@@ -82,10 +88,8 @@ class MAEPretraining(nn.Module):
             return loss, logs
         with torch.no_grad():
             *_, t_stream = self.teacher.forward_encoder(images, self.mask_ratio, ids_shuffle=ids_shuffle)
-            t_layer = self.teacher_attn_layer
-            t_logits = self.teacher.blocks[t_layer - 1].attention_logits(t_stream[t_layer - 1])
-        s_layer = self.student_attn_layer
-        s_logits = model.blocks[s_layer - 1].attention_logits(stream[s_layer - 1])
+            t_logits = self.teacher.attention_logits(self.teacher_attn_layer, t_stream)
+        s_logits = model.attention_logits(self.student_attn_layer, stream)
         attn_loss = F.mse_loss(self.attn_adapter(s_logits).float(), t_logits.float())
         loss = loss + self.attn_weight * attn_loss
         logs["attn"] = attn_loss.detach()
@@ -109,21 +113,32 @@ _TEACHER_DROP = re.compile(r"^(decoder_|mask_token$|head\.|head_dist\.|fc_norm\.
 
 def load_teacher(path, arch="vit_base", num_heads=None, img_size=224, patch_size=16, embed_dim=None, depth=None):
     """A frozen encoder-only MAE of ``arch`` with weights from ``path`` (MAE ``{'model': ...}``, a MAE-Lite
-    or timm ViT file). Every encoder tensor must come from the file: a wrong architecture is a UserError."""
+    or timm ViT file; for a Hiera ``arch``, the official ``{'model_state': ...}`` MAE Hiera, MAE-Lite's or timm's
+    layout). Every encoder tensor must come from the file: a wrong architecture is a UserError."""
     source = os.fspath(path)
     state, fmt = extract_state_dict(load_checkpoint_file(source), source=f"teacher {source}")
     state = {k: v for k, v in state.items() if not _TEACHER_DROP.match(k)}
-    teacher = mae_vit(arch, img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                      num_heads=num_heads, decoder_depth=0)
+    if is_hiera(arch):
+        from pretrain.mae_hiera import mae_hiera
+
+        # Only the blocks feed attention distillation: a fine-tuned or timm file (no fusion heads, a
+        # classifier's norm) is a valid teacher too.
+        state = {k: v for k, v in hiera_state_from_timm(state).items() if not k.startswith("norm.")}
+        teacher = mae_hiera(arch, img_size=img_size, embed_dim=embed_dim, num_heads=num_heads, decoder_depth=0)
+        optional = ("encoder_norm.", "multi_scale_fusion_heads.")
+    else:
+        teacher = mae_vit(arch, img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+                          num_heads=num_heads, decoder_depth=0)
+        # A global-pool timm file has fc_norm instead of norm; the final norm only matters to last-layer
+        # hidden distillation, so it may keep its identity initialisation.
+        optional = ("norm.",)
     depth = teacher.encoder_depth
     file_depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k))), default=-1)
     if file_depth != depth:
         raise UserError(f"teacher {source}: has {file_depth} blocks but distill.teacher_arch={arch} has {depth} "
                         "(wrong architecture?)")
     weights, report = backbone_state_from_pretrained(state, teacher, fmt, source=f"teacher {source}")
-    # A global-pool timm file has fc_norm instead of norm; the final norm only matters to last-layer
-    # hidden distillation, so it may keep its identity initialisation.
-    missing = [k for k in report.missing if not k.startswith("norm.")]
+    missing = [k for k in report.missing if not k.startswith(optional)]
     if missing or report.unexpected:
         what = ", ".join((missing or report.unexpected)[:4])
         raise UserError(f"teacher {source}: does not match distill.teacher_arch={arch} "

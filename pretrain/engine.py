@@ -38,12 +38,18 @@ def build_method(cfg, teacher=None):
         c = cfg.mocov3
         return MoCoV3(encoder, c.dim, c.mlp_dim, c.temperature, c.momentum)
     from pretrain.distill import MAEPretraining, load_teacher
+    from pretrain.hiera import is_hiera
     from pretrain.mae import mae_vit
+    from pretrain.mae_hiera import mae_hiera
 
     a, d = cfg.mae, cfg.distill
-    student = mae_vit(m.arch, **arch, decoder_dim=a.decoder_dim, decoder_depth=a.decoder_depth,
-                      decoder_heads=a.decoder_heads, norm_pix_loss=a.norm_pix_loss, decode_layer=a.decode_layer,
-                      extra_attention_block=d.extra_attention_block)
+    decoder = dict(decoder_dim=a.decoder_dim, decoder_depth=a.decoder_depth, decoder_heads=a.decoder_heads,
+                   norm_pix_loss=a.norm_pix_loss)
+    if is_hiera(m.arch):
+        student = mae_hiera(m.arch, img_size=m.img_size, embed_dim=m.embed_dim, num_heads=m.num_heads, **decoder)
+    else:
+        student = mae_vit(m.arch, **arch, **decoder, decode_layer=a.decode_layer,
+                          extra_attention_block=d.extra_attention_block)
     if not d.enabled:
         return MAEPretraining(student, a.mask_ratio)
     teacher = teacher or d.teacher

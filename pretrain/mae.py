@@ -33,6 +33,21 @@ def sincos_pos_embed_2d(embed_dim, grid_size, cls_token=True):
     return torch.from_numpy(table).float()
 
 
+def mae_init_(model):
+    """MAE's initialisation of every Linear (xavier-uniform, zero bias) and LayerNorm (1, 0) in ``model``, and of
+    its stem ``patch_embed.proj`` as a Linear over the flattened kernel."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    w = model.patch_embed.proj.weight.data
+    nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+
+
 class AttentionOnlyBlock(nn.Module):
     """D2-MAE's extra top block: only ``norm1`` and ``attn.qkv``; it exists to produce attention logits
     for distillation, so keys are ``blocks.12.norm1.*`` / ``blocks.12.attn.qkv.*`` as in MAE-Lite."""
@@ -82,21 +97,12 @@ class MaskedAutoencoderViT(VisionTransformer):
     def initialize_weights(self):
         self.pos_embed.data.copy_(sincos_pos_embed_2d(self.embed_dim, self.grid_size)[None])
         # The patch projection is initialised like a Linear layer over the flattened patch (MAE).
-        w = self.patch_embed.proj.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
         if self.decoder_depth:
             self.decoder_pos_embed.data.copy_(sincos_pos_embed_2d(self.decoder_pos_embed.shape[-1],
                                                                   self.grid_size)[None])
             nn.init.normal_(self.mask_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        mae_init_(self)
 
     def patchify(self, imgs):
         """(B, 3, H, W) -> (B, L, p*p*3), patches in row-major order, pixels (row, col, channel) inside."""
@@ -168,6 +174,13 @@ class MaskedAutoencoderViT(VisionTransformer):
             target = (target - mean) / (var + 1.0e-6) ** 0.5
         loss = ((pred.float() - target.float()) ** 2).mean(dim=-1)  # (B, L) per-patch loss
         return (loss * mask).sum() / mask.sum()
+
+    def attention_logits(self, layer, stream):
+        """Pre-softmax attention logits (B, heads, N, N) of 1-based ``layer`` for the stream entering it."""
+        return self.blocks[layer - 1].attention_logits(stream[layer - 1])
+
+    def attention_heads(self, layer):
+        return self.blocks[layer - 1].attn.num_heads
 
     def forward(self, imgs, mask_ratio=0.75):
         latent, mask, ids_restore, _, _ = self.forward_encoder(imgs, mask_ratio)

@@ -11,7 +11,8 @@ The output's ``last.pth`` initialises a tracker: ``mimtrack train ... --set trai
 
 def add_arguments(parser):
     parser.add_argument("config", help="a recipe in experiments/pretrain (mae_tiny, mae_tiny_distill, mae_tiny_d2, "
-                        "mocov3_tiny, mae_small, smoke_cpu) or a YAML path")
+                        "mocov3_tiny, mae_small, mae_hiera_tiny, mae_hiera_tiny_distill, smoke_cpu, smoke_photo_mae) "
+                        "or a YAML path")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="images: DIR/train/<class>/*.jpg (ImageNet layout), DIR/train/*.jpg, or an LMDB")
     parser.add_argument("--output", required=True, metavar="DIR", help="run folder: last.pth, log.json")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.models.beit import Attention as BeitAttention
 
 from mimtrack.errors import UserError
 
@@ -73,17 +74,62 @@ class Attention(nn.Module):
         return (x, attn) if return_attention else x
 
 
+class RelPosAttention(BeitAttention):
+    """BEiT-style attention with a per-layer relative position bias (MAE-Lite ``projects/eval_tools/models_vit_rpe.py``
+    ``Attention`` with ``qkv_bias=True, qv_bias=True, window_size=grid``), on timm's ``timm.models.beit.Attention``.
+
+    Keys: ``qkv.weight`` (no qkv bias), ``q_bias``, ``v_bias``, ``relative_position_bias_table``
+    [(2g-1)^2 + 3, heads] (the 3 extra rows: cls->token, token->cls, cls->cls), ``proj.*``. The key bias is fixed at
+    0: a bias on the keys adds q.b_k to every logit of a query, which the softmax cancels, so a plain ViT's
+    ``qkv.bias`` maps onto ``q_bias`` / ``v_bias`` exactly (:func:`rpe_state_from_plain`). The index table is a
+    non-persistent buffer, recomputed from the grid.
+    """
+
+    def __init__(self, dim, num_heads, grid_size, attn_drop=0.0, proj_drop=0.0):
+        if dim % num_heads:
+            raise ValueError(f"embed dim {dim} is not divisible by {num_heads} heads")
+        super().__init__(dim, num_heads, qkv_bias=True, attn_drop=attn_drop, proj_drop=proj_drop,
+                         window_size=(grid_size, grid_size))
+        self.head_dim = dim // num_heads
+
+    def _qkv(self, x):
+        b, n, _ = x.shape
+        bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, self.head_dim)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+    def attention_logits(self, x):
+        """Pre-softmax scores q.k^T / sqrt(head_dim) + relative position bias, (B, heads, N, N)."""
+        q, k, _ = self._qkv(x)
+        if x.shape[1] != self.relative_position_index.shape[0]:
+            raise ValueError(f"{x.shape[1]} tokens, but the relative position table is for a {self.window_size} "
+                             "grid + cls (RPE models run at their training resolution)")
+        return (q * self.scale) @ k.transpose(-2, -1) + self._get_rel_pos_bias()
+
+    def forward(self, x, return_attention=False):
+        b, n, c = x.shape
+        attn = self.attention_logits(x).softmax(dim=-1)
+        x = self.attn_drop(attn) @ self._qkv(x)[2]
+        x = self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+        return (x, attn) if return_attention else x
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: x + MHSA(LN(x)), then x + MLP(LN(x)).
 
     The two halves are separate methods so that a caller can act between them (OSTrack's
-    candidate elimination drops tokens after attention and before the MLP).
+    candidate elimination drops tokens after attention and before the MLP). ``rel_pos_grid``: use
+    :class:`RelPosAttention` for a grid of that side (relative-position-bias fine-tuning).
     """
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0,
+                 rel_pos_grid=None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        if rel_pos_grid:
+            self.attn = RelPosAttention(dim, num_heads, rel_pos_grid, attn_drop=attn_drop, proj_drop=drop)
+        else:
+            self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
@@ -113,6 +159,8 @@ def resample_pos_embed(pos_embed, grid, num_prefix_tokens=1):
     old = int(round(patch_pos.shape[1] ** 0.5))
     if old * old != patch_pos.shape[1]:
         raise ValueError(f"pos_embed with {pos_embed.shape[1]} slots is not {num_prefix_tokens} prefix + a square grid")
+    if old == grid:  # nothing to resize (Hiera and RPE models load at their own grid); a copy, never a view
+        return patch_pos.clone()
     patch_pos = patch_pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)
     patch_pos = F.interpolate(patch_pos.float(), size=(grid, grid), mode="bicubic", align_corners=False)
     return patch_pos.flatten(2).transpose(1, 2).to(pos_embed.dtype)
@@ -132,10 +180,13 @@ class VisionTransformer(nn.Module):
     """Plain ViT encoder: patch embedding, cls token, absolute position table, blocks, final norm.
 
     No classifier: pre-training adds its decoder and the tracker its box head on top of the tokens.
+    ``rel_pos_bias=True``: every block also learns a relative position bias for the ``img_size`` grid
+    (MAE-Lite's RPE fine-tuning; the absolute table is kept, ``use_abs_pos_emb=True``).
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=192, depth=12, num_heads=12,
-                 mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0):
+                 mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
+                 rel_pos_bias=False):
         super().__init__()
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -148,10 +199,12 @@ class VisionTransformer(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()  # stochastic depth rises linearly
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i])
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i],
+                  rel_pos_grid=self.grid_size if rel_pos_bias else None)
             for i in range(depth)
         ])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.rel_pos_bias = rel_pos_bias
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
         self.apply(_init_weights)
@@ -159,6 +212,11 @@ class VisionTransformer(nn.Module):
     @property
     def depth(self):
         return len(self.blocks)
+
+    def adapt_state_dict(self, state):
+        """Foreign names -> ours before loading (``pretrain.checkpoints``): a plain ViT or MAE-Lite RPE file
+        onto an RPE model (:func:`rpe_state_from_plain`); unchanged otherwise."""
+        return rpe_state_from_plain(state, self) if self.rel_pos_bias else state
 
     def embed(self, images):
         """Images (B, 3, H, W) -> cls + patch tokens with position embeddings (B, 1 + N, D)."""
@@ -183,15 +241,57 @@ class VisionTransformer(nn.Module):
         return self.forward_tokens(self.pos_drop(self.embed(images)))
 
 
-def vit_kwargs(name, **overrides):
-    """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
-    if name not in VIT_CONFIGS:
-        raise UserError(f"unknown ViT architecture {name!r} (known: {', '.join(VIT_CONFIGS)})")
-    kwargs = dict(VIT_CONFIGS[name])
+def registry_kwargs(registry, family, name, overrides):
+    """``registry[name]`` updated with ``overrides`` (``None`` values are ignored); UserError for an unknown name."""
+    if name not in registry:
+        raise UserError(f"unknown {family} architecture {name!r} (known: {', '.join(registry)})")
+    kwargs = dict(registry[name])
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
+
+
+def vit_kwargs(name, **overrides):
+    """The registry config ``name`` updated with ``overrides`` (``None`` values are ignored)."""
+    return registry_kwargs(VIT_CONFIGS, "ViT", name, overrides)
 
 
 def create_vit(name, **overrides):
     """A registry ViT by name (``vit_tiny``, ``vit_small``, ``vit_base``), e.g. ``create_vit("vit_tiny", img_size=256)``."""
     return VisionTransformer(**vit_kwargs(name, **overrides))
+
+
+def rpe_state_from_plain(state, model):
+    """Map a state dict onto an RPE ViT (``model``): a plain ViT's ``blocks.i.attn.qkv.bias`` [3D] becomes
+    ``q_bias`` = its first D and ``v_bias`` = its last D (the key third is dropped, exactly: see
+    :class:`RelPosAttention`); MAE-Lite's persisted ``relative_position_index`` buffers are dropped (recomputed).
+    Files that already have ``q_bias`` / ``v_bias`` (MAE-Lite's RPE checkpoints) pass through; a missing
+    ``relative_position_bias_table`` keeps its zero initialisation, as BEiT / MAE-Lite start RPE fine-tuning; a table
+    for another grid (a 224-px classifier feeding 512-px segmentation) is resized with timm's
+    ``resize_rel_pos_bias_table`` (BEiT's interpolation of the (2g-1)^2 offsets, the 3 cls entries kept)."""
+    from timm.layers import resize_rel_pos_bias_table
+
+    target = model.state_dict()
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".relative_position_index"):
+            continue
+        if key.endswith(".relative_position_bias_table") and key in target and value.shape != target[key].shape:
+            grid = model.grid_size
+            value = resize_rel_pos_bias_table(value, (grid, grid), tuple(target[key].shape))
+        prefix = key[:-len("qkv.bias")]
+        if key.endswith(".attn.qkv.bias") and prefix + "q_bias" in target and key not in target:
+            dim = value.shape[0] // 3
+            out[prefix + "q_bias"], out[prefix + "v_bias"] = value[:dim], value[2 * dim:]
+            continue
+        out[key] = value
+    return out
+
+
+def rpe_state_to_mae_lite(state, model):
+    """Our RPE ViT's state dict -> MAE-Lite's ``models_vit_rpe.VisionTransformer`` layout: the same names plus the
+    persisted ``relative_position_index`` buffer of every block (MAE-Lite registers it as a persistent buffer)."""
+    out = dict(state)
+    for name, module in model.named_modules():
+        if isinstance(module, RelPosAttention):
+            out[f"{name}.relative_position_index"] = module.relative_position_index.clone()
+    return out

@@ -1,5 +1,8 @@
 """``mimtrack analyze``: layer-wise linear probing, CKA between two ViTs, attention distance and entropy.
 
+A Hiera checkpoint (MAE-Lite's hierarchical model) is analysed too: CKA and layer probing over its 12 blocks
+(against a ViT or another Hiera); attention distance / entropy are reported for ViTs only.
+
     mimtrack analyze --images val_images/ --checkpoint mae_tiny.pth --checkpoint-b deit_tiny.pth --output out/
 
 Writes ``analysis.json`` (all numbers), ``cka.png`` (layer x layer heat map; A against itself without
@@ -7,6 +10,7 @@ Writes ``analysis.json`` (all numbers), ``cka.png`` (layer x layer heat map; A a
 ``probing.png``. ``--checkpoint-b random`` compares with a freshly initialised ViT of A's architecture.
 """
 
+import itertools
 import json
 import os
 import re
@@ -18,10 +22,11 @@ from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write, write_text_atomic
 from pretrain.analysis.attention import attention_distance, attention_entropy, patch_only
 from pretrain.analysis.cka import MinibatchCKA
-from pretrain.analysis.features import layer_outputs
+from pretrain.analysis.features import hiera_layer_outputs, layer_outputs
 from pretrain.analysis.probing import layer_probe_accuracy, split_held_out
 from pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
 from pretrain.transfer.data import ImageListDataset, is_image, list_class_folders
+from pretrain.hiera import HIERA_CONFIGS, HieraEncoder
 from pretrain.vit import VisionTransformer
 
 
@@ -59,14 +64,40 @@ def _vit_from_state(state, num_heads, source):
         raise UserError(f"{source}: no transformer blocks found")
     if dim % num_heads:
         raise UserError(f"--num-heads {num_heads}: does not divide the embed dim {dim} of {source}")
-    return dict(img_size=grid * patch, patch_size=patch, embed_dim=dim, depth=depth, num_heads=num_heads)
+    rel_pos_bias = "blocks.0.attn.relative_position_bias_table" in state  # an RPE fine-tuned model
+    return dict(img_size=grid * patch, patch_size=patch, embed_dim=dim, depth=depth, num_heads=num_heads,
+                rel_pos_bias=rel_pos_bias)
+
+
+def _hiera_from_state(state, source):
+    """HieraEncoder kwargs for ``state``: the registry entry whose stem width and stage lengths (read from the
+    blocks' output widths) match; head counts are not in the weights, so unknown shapes are an error."""
+    depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"^blocks\.(\d+)\.mlp\.fc2\.weight$", k))),
+                    default=-1)
+    widths = [state[f"blocks.{i}.mlp.fc2.weight"].shape[0] for i in range(depth)]
+    stages = tuple(len(list(group)) for _, group in itertools.groupby(widths))
+    embed_dim = state["patch_embed.proj.weight"].shape[0]
+    for name, cfg in HIERA_CONFIGS.items():
+        if cfg["embed_dim"] == embed_dim and tuple(cfg["stages"]) == stages:
+            side = int(round(state["pos_embed"].shape[1] ** 0.5)) * 4
+            return dict(img_size=side, **cfg)
+    raise UserError(f"{source}: a Hiera with embed dim {embed_dim} and stages {stages} is not in the registry "
+                    f"({', '.join(HIERA_CONFIGS)})")
 
 
 def load_vit(path, num_heads):
-    """A checkpoint file -> (VisionTransformer in eval mode, its constructor kwargs)."""
+    """A checkpoint file -> (VisionTransformer or HieraEncoder in eval mode, its constructor kwargs)."""
     state, fmt = extract_state_dict(load_checkpoint_file(path), source=path)
     for prefix in ("backbone.", "vit."):  # our classifier / tracker (backbone.*), segmenter (backbone.vit.*)
         state = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+    if "blocks.1.proj.weight" in state and "cls_token" not in state:  # a stage transition: Hiera
+        kwargs = _hiera_from_state(state, path)
+        model = HieraEncoder(**kwargs)
+        weights, report = backbone_state_from_pretrained(state, model, fmt, source=path)
+        if report.missing:
+            raise UserError(f"{path}: weights missing for {', '.join(report.missing[:4])}")
+        model.load_state_dict(weights, strict=False)
+        return model.eval(), kwargs
     if "fc_norm.weight" in state and "norm.weight" not in state:  # GAP fine-tuned: fc_norm is the final norm
         state["norm.weight"], state["norm.bias"] = state.pop("fc_norm.weight"), state.pop("fc_norm.bias")
     kwargs = _vit_from_state(state, num_heads, path)
@@ -177,7 +208,7 @@ def run(args):
     names = {"A": os.path.basename(args.checkpoint)}
     if args.checkpoint_b == "random":
         torch.manual_seed(args.seed)
-        models["B"], names["B"] = VisionTransformer(**kwargs_a).eval(), "random init"
+        models["B"], names["B"] = type(vit_a)(**kwargs_a).eval(), "random init"
     elif args.checkpoint_b:
         models["B"], _ = load_vit(args.checkpoint_b, args.num_heads_b or args.num_heads)
         names["B"] = os.path.basename(args.checkpoint_b)
@@ -190,8 +221,10 @@ def run(args):
     other = "B" if "B" in models else "A"
     depth = {k: m.depth for k, m in models.items()}
     cka = MinibatchCKA(depth["A"] + 1, depth[other] + 1)
-    dist_sum = {k: torch.zeros(depth[k], m.num_heads, dtype=torch.float64) for k, m in models.items()}
-    ent_sum = {k: torch.zeros(depth[k], m.num_heads, dtype=torch.float64) for k, m in models.items()}
+    # Attention distance / entropy are defined on a ViT's token grid; a Hiera gets CKA and probing only.
+    vits = [k for k, m in models.items() if isinstance(m, VisionTransformer)]
+    dist_sum = {k: torch.zeros(depth[k], models[k].num_heads, dtype=torch.float64) for k in vits}
+    ent_sum = {k: torch.zeros(depth[k], models[k].num_heads, dtype=torch.float64) for k in vits}
     pooled = {k: [[] for _ in range(depth[k] + 1)] for k in models}
     seen = 0
     for images, _ in loader:
@@ -199,6 +232,11 @@ def run(args):
         reps = {}
         for key, vit in models.items():
             vit.to(device)
+            if key not in vits:
+                reps[key] = hiera_layer_outputs(vit, images)
+                for layer, r in enumerate(reps[key]):
+                    pooled[key][layer].append(r.mean(dim=1).cpu())
+                continue
             reps[key], attns = layer_outputs(vit, images, attention=True)
             grid = images.shape[-1] // vit.patch_size
             for layer, attn in enumerate(attns):
@@ -217,10 +255,11 @@ def run(args):
               "attention_entropy": {names[k]: (v / seen).tolist() for k, v in ent_sum.items()}}
     os.makedirs(args.output, exist_ok=True)
     plot_cka(np.array(result["cka"]), names["A"], names[other], os.path.join(args.output, "cka.png"))
-    plot_per_head({names[k]: v.numpy() / seen for k, v in dist_sum.items()},
-                  "mean attention distance (pixels)", os.path.join(args.output, "attention_distance.png"))
-    plot_per_head({names[k]: v.numpy() / seen for k, v in ent_sum.items()},
-                  "attention entropy (nats)", os.path.join(args.output, "attention_entropy.png"))
+    if vits:
+        plot_per_head({names[k]: v.numpy() / seen for k, v in dist_sum.items()},
+                      "mean attention distance (pixels)", os.path.join(args.output, "attention_distance.png"))
+        plot_per_head({names[k]: v.numpy() / seen for k, v in ent_sum.items()},
+                      "attention entropy (nats)", os.path.join(args.output, "attention_entropy.png"))
     if classes is not None:
         labels = [label for _, label in samples]
         fit, held = split_held_out(labels)

@@ -27,3 +27,17 @@ def layer_outputs(vit, images, attention=False):
         x = blk.forward_mlp(x)
     reps.append(vit.norm(x)[:, 1:])
     return reps, (attns if attention else None)
+
+
+@torch.no_grad()
+def hiera_layer_outputs(hiera, images):
+    """The same depth + 1 representations for a :class:`pretrain.hiera.HieraEncoder`: the input of block k after its
+    ``norm1`` (k = 0 is stem + position), then the last block's output. Tokens stay in timm's unrolled order:
+    linear CKA and mean pooling do not depend on the token order."""
+    x = hiera.unroll(hiera._pos_embed(hiera.patch_embed(images)))
+    reps = []
+    for blk in hiera.blocks:
+        reps.append(blk.norm1(x))
+        x = blk(x)
+    reps.append(x)
+    return reps

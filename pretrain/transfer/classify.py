@@ -21,6 +21,7 @@ from mimtrack.fileio import write_text_atomic
 from pretrain.checkpoints import load_pretrained_backbone
 from pretrain.transfer.config import load_classify_config
 from pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
+from pretrain.hiera import HieraClassifier, hiera_kwargs, is_hiera
 from pretrain.vit import create_vit
 
 
@@ -64,18 +65,34 @@ class ViTClassifier(nn.Module):
     def no_weight_decay(self):
         return {"backbone.pos_embed", "backbone.cls_token"}
 
+    def encoder_parameters(self):
+        return list(self.backbone.parameters())
+
+    def encoder_eval(self):
+        self.backbone.eval()
+
 
 def build_classifier(cfg, num_classes, probe=False):
+    """A ViTClassifier (``model.arch`` vit_*, optionally with relative position bias) or a HieraClassifier
+    (hiera_tiny: MAE-Lite's fine-tuning Hiera, q-pool 3), initialised from ``cfg.pretrained`` if set."""
     m = cfg.model
-    backbone = create_vit(m.arch, img_size=m.img_size, patch_size=m.patch_size, embed_dim=m.embed_dim,
-                          depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path)
-    model = ViTClassifier(backbone, num_classes, m.global_pool, probe, cfg.train.head_init_std)
+    if is_hiera(m.arch):
+        model = HieraClassifier(num_classes, probe, cfg.train.head_init_std,
+                                **hiera_kwargs(m.arch, embed_dim=m.embed_dim, num_heads=m.num_heads),
+                                img_size=m.img_size, drop_path_rate=m.drop_path)
+        target = model  # the classifier's own keys are MAE-Lite's layout (norm.*, head.projection.*)
+    else:
+        backbone = create_vit(m.arch, img_size=m.img_size, patch_size=m.patch_size, embed_dim=m.embed_dim,
+                              depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path,
+                              rel_pos_bias=m.rel_pos_bias)
+        model = ViTClassifier(backbone, num_classes, m.global_pool, probe, cfg.train.head_init_std)
+        target = backbone
     if cfg.pretrained:
-        report = load_pretrained_backbone(backbone, cfg.pretrained)
+        report = load_pretrained_backbone(target, cfg.pretrained)
         if dist.is_main():
             print(f"pretrained {cfg.pretrained}: {report.summary()}")
     if probe:  # only the head learns; the encoder stays in eval mode (see train_one_epoch)
-        for p in backbone.parameters():
+        for p in model.encoder_parameters():
             p.requires_grad = False
     return model
 
@@ -142,7 +159,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch
                     device, ema=None, probe=False, stop=None):
     model.train()
     if probe:
-        getattr(model, "module", model).backbone.eval()
+        getattr(model, "module", model).encoder_eval()
     total, seen = 0.0, 0
     for step, (images, targets) in enumerate(loader):
         update = epoch * steps_per_epoch + step

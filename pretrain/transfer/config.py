@@ -9,6 +9,7 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
+from pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -16,14 +17,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclasses.dataclass
 class ViTConfig:
-    arch: str = "vit_tiny"          # pretrain.vit registry name: vit_tiny, vit_small, vit_base
+    arch: str = "vit_tiny"          # pretrain.vit registry name (vit_tiny, vit_small, vit_base) or hiera_tiny
     embed_dim: int | None = None    # None: the registry's value
-    depth: int | None = None
-    num_heads: int | None = None    # MAE-Lite's Tiny: 12 heads (the registry default)
-    patch_size: int = 16
+    depth: int | None = None        # ViT only (a Hiera's depth is its stages)
+    num_heads: int | None = None    # MAE-Lite's Tiny: 12 heads (the registry default); Hiera: heads of stage 1
+    patch_size: int = 16            # ViT only (Hiera: 7x7 stride-4 stem)
     img_size: int = 224
     drop_path: float = 0.0
     global_pool: str = "avg"        # avg: mean of patch tokens + fc_norm (MAE fine-tune); token: cls after norm
+    rel_pos_bias: bool = False      # ViT: BEiT-style per-layer relative position bias (MAE-Lite's RPE fine-tuning)
 
 
 @dataclasses.dataclass
@@ -86,6 +88,7 @@ class SegModel:
     patch_size: int = 16
     drop_path: float = 0.1
     out_indices: list[int] = dataclasses.field(default_factory=lambda: [3, 5, 7, 11])  # blocks 4/6/8/12
+    rel_pos_bias: bool = False      # ViT: start from an RPE fine-tuned backbone (tables resized to the crop's grid)
     fpn_channels: int = 256
     head_channels: int = 128
     num_classes: int = 150
@@ -146,6 +149,12 @@ def load_classify_config(name_or_path, overrides=None):
     cfg = load_config(ClassifyConfig, name_or_path, kind="transfer", overrides=overrides)
     if cfg.model.global_pool not in ("avg", "token"):
         raise UserError(f"config model.global_pool={cfg.model.global_pool!r}: expected avg or token")
+    if is_hiera(cfg.model.arch):
+        check_hiera_image_size(cfg.model.img_size)
+        check_hiera_heads(cfg.model.arch, cfg.model.embed_dim, cfg.model.num_heads)
+        if cfg.model.rel_pos_bias or cfg.model.global_pool != "avg":
+            raise UserError(f"config model.arch={cfg.model.arch}: Hiera has no rel_pos_bias / token pooling "
+                            "(it mean-pools its last stage)")
     _positive("data.batch_size", cfg.data.batch_size)
     _positive("train.epochs", cfg.train.epochs)
     _positive("train.eval_every", cfg.train.eval_every)

@@ -78,12 +78,40 @@ class ImageListDataset(torch.utils.data.Dataset):
         return self.transform(read_rgb(path)), label
 
 
+def _posterize_zero_bits_is_black(posterize):
+    def safe_posterize(img, bits_to_keep, **kwargs):
+        if bits_to_keep <= 0:  # keep no bit: every channel value becomes 0
+            return Image.new(img.mode, img.size)
+        return posterize(img, bits_to_keep, **kwargs)
+
+    safe_posterize.zero_bits_safe = True
+    return safe_posterize
+
+
+def patch_timm_posterize():
+    """Make timm's RandAugment posterize ops accept 0 bits again.
+
+    timm's ``PosterizeIncreasing`` maps magnitude 10 to "keep 0 bits" (``4 - int(level / 10 * 4)``, timm
+    ``data/auto_augment.py``), which older Pillow turned into a black image; Pillow 13 raises "bits must be between
+    or equal to 1 and 8". MAE-Lite's ``rand-m10-mstd0.5-inc1`` draws magnitude 10 for about half of its samples, so
+    every fine-tuning run would stop in its first batches. Idempotent; changes nothing for 1-8 bits.
+    """
+    from timm.data import auto_augment
+
+    for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        op = auto_augment.NAME_TO_OP.get(name)
+        if op is not None and not getattr(op, "zero_bits_safe", False):
+            auto_augment.NAME_TO_OP[name] = _posterize_zero_bits_is_black(op)
+
+
 def build_transforms(model_cfg, data_cfg, augment=True):
     """(train transform, eval transform) from timm's create_transform.
 
     ``augment=False`` (linear probing): RandomResizedCrop + flip only, as MAE's linprobe.
     """
     from timm.data import create_transform
+
+    patch_timm_posterize()
 
     common = dict(input_size=model_cfg.img_size, interpolation=data_cfg.interpolation,
                   mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))

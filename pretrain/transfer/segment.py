@@ -24,8 +24,9 @@ from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
 from pretrain.checkpoints import load_pretrained_backbone
+from pretrain.hiera import check_hiera_image_size, create_hiera, is_hiera
 from pretrain.transfer.config import load_segment_config
-from pretrain.transfer.semantic_fpn import ViTSemanticFPN, slide_inference
+from pretrain.transfer.semantic_fpn import HieraSemanticFPN, ViTSemanticFPN, slide_inference
 from pretrain.vit import create_vit
 
 IGNORE = 255
@@ -148,8 +149,17 @@ class ADE20KDataset(torch.utils.data.Dataset):
 
 def build_model(cfg):
     m = cfg.model
+    if is_hiera(m.arch):  # q-pool 3: stage outputs at strides 4 / 8 / 16 / 32, built at the crop size
+        check_hiera_image_size(cfg.data.crop_size, "data.crop_size")
+        hiera = create_hiera(m.arch, img_size=cfg.data.crop_size, drop_path_rate=m.drop_path,
+                             embed_dim=m.embed_dim, num_heads=m.num_heads)
+        if cfg.pretrained:
+            report = load_pretrained_backbone(hiera, cfg.pretrained)  # pos_embed resized to the crop's grid
+            if dist.is_main():
+                print(f"pretrained {cfg.pretrained}: {report.summary()}")
+        return HieraSemanticFPN(hiera, m.num_classes, m.fpn_channels, m.head_channels, m.dropout)
     vit = create_vit(m.arch, img_size=cfg.data.crop_size, patch_size=m.patch_size, embed_dim=m.embed_dim,
-                     depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path)
+                     depth=m.depth, num_heads=m.num_heads, drop_path_rate=m.drop_path, rel_pos_bias=m.rel_pos_bias)
     if cfg.pretrained:
         report = load_pretrained_backbone(vit, cfg.pretrained)  # pos_embed resized to the crop's grid
         if dist.is_main():

@@ -1,9 +1,9 @@
-"""ViT + Semantic FPN for semantic segmentation (MAE-Lite's ADE20K setup, pretrain.md 4d).
+"""ViT / Hiera + Semantic FPN for semantic segmentation (MAE-Lite's ADE20K setup, pretrain.md 4d).
 
 Four block outputs (blocks 4/6/8/12 by default) at stride 16 are turned into a pyramid at strides 4/8/16/32
 (two 2x deconvs, one deconv, identity, 2x max-pool), merged top-down by an FPN, and decoded by the Semantic FPN
 head: each level is brought to stride 4 by conv-BN-ReLU(+2x upsample) stages of 128 channels, the levels are
-summed, and a 1x1 conv classifies every pixel.
+summed, and a 1x1 conv classifies every pixel. A Hiera's four stages are that pyramid already.
 """
 
 import math
@@ -92,6 +92,18 @@ class SemanticFPNHead(nn.Module):
         return self.classifier(self.dropout(out))
 
 
+def _init_decoder(*parts):
+    """Kaiming (fan-out) convolutions with zero bias, and a small classifier (small logits at the start, as mmseg's
+    cls_seg); the last part is the SemanticFPNHead."""
+    for m in parts:
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+    nn.init.normal_(parts[-1].classifier.weight, std=0.01)
+
+
 class ViTSemanticFPN(nn.Module):
     def __init__(self, vit, num_classes, out_indices=(3, 5, 7, 11), fpn_channels=256, head_channels=128,
                  dropout=0.1):
@@ -101,13 +113,7 @@ class ViTSemanticFPN(nn.Module):
         self.pyramid = FeaturePyramid(dim)
         self.fpn = FPN([dim] * 4, fpn_channels)
         self.head = SemanticFPNHead(fpn_channels, head_channels, num_classes, 4, dropout)
-        for m in [self.pyramid, self.fpn, self.head]:
-            for mod in m.modules():
-                if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
-                    nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
-                    if mod.bias is not None:
-                        nn.init.zeros_(mod.bias)
-        nn.init.normal_(self.head.classifier.weight, std=0.01)  # small logits at the start (as mmseg's cls_seg)
+        _init_decoder(self.pyramid, self.fpn, self.head)
 
     def forward(self, images):
         """(B, 3, S, S) -> logits (B, classes, S, S)."""
@@ -121,6 +127,29 @@ class ViTSemanticFPN(nn.Module):
 
     def no_weight_decay(self):
         return {"backbone.vit.pos_embed", "backbone.vit.cls_token"}
+
+
+class HieraSemanticFPN(nn.Module):
+    """Hiera + Semantic FPN: Hiera's four stage outputs are already at strides 4 / 8 / 16 / 32 (q-pool 3), so they
+    feed the FPN directly (no rescaling neck), each with its own width (46 / 92 / 184 / 368 for Hiera-Tiny)."""
+
+    def __init__(self, hiera, num_classes, fpn_channels=256, head_channels=128, dropout=0.1):
+        super().__init__()
+        self.backbone = hiera
+        self.fpn = FPN(hiera.stage_dims, fpn_channels)
+        self.head = SemanticFPNHead(fpn_channels, head_channels, num_classes, 4, dropout)
+        _init_decoder(self.fpn, self.head)
+
+    def forward(self, images):
+        logits = self.head(self.fpn(self.backbone.stage_maps(images)))
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+    def group_matcher(self, coarse=False):
+        """Layer-wise lr decay: stem 0, block i -> i + 1, neck and head last (scale 1)."""
+        return dict(stem=r"^backbone\.(?:pos_embed|patch_embed)", blocks=r"^backbone\.blocks\.(\d+)")
+
+    def no_weight_decay(self):
+        return {"backbone.pos_embed"}
 
 
 @torch.no_grad()

@@ -201,3 +201,18 @@ def test_bad_segmentation_input_is_one_line(tmp_path, capsys):
     _one_line_error(capsys, ["segment", "smoke_seg", "--data", str(data), "--output", str(out),
                              "--set", "data.crop_size=30"], "not a multiple of the patch size")
     assert not out.exists()
+
+
+def test_randaugment_posterize_at_magnitude_10_gives_black_instead_of_raising():
+    """timm maps PosterizeIncreasing at magnitude 10 to 0 bits, which Pillow 13 rejects; patched: a black image."""
+    from PIL import Image
+    from timm.data.auto_augment import AugmentOp
+
+    from pretrain.transfer.data import patch_timm_posterize
+
+    img = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
+    patch_timm_posterize()
+    patch_timm_posterize()  # idempotent
+    assert np.asarray(AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img)).max() == 0
+    kept = np.asarray(AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=5)(img))  # 4 - int(2) = 2 bits: 200 -> 192
+    assert (kept == 192).all()
