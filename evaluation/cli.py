@@ -135,7 +135,12 @@ def evaluate(args):
 
 def run(args):
     from evaluation.report import write_bytes
+    from mimtrack.fileio import check_output_path
 
+    if args.json:
+        check_output_path(args.json, "--json")   # before reading and scoring every result file
+    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+        raise UserError(f"--plots {args.plots}: is a file; give a folder")
     text, outputs = evaluate(args)
     for path, data in outputs.items():
         write_bytes(path, data)

@@ -4,7 +4,8 @@ Layouts (what ``evaluation.results`` reads and the servers accept):
 - one-pass (OPE) datasets: ``<results>/<seq>.txt`` (x,y,w,h per frame, comma, ``%.4f``) + ``<seq>_time.txt``;
 - GOT-10k: ``<results>/<seq>/<seq>_001.txt`` + ``<results>/<seq>/<seq>_time.txt``.
 Row 1 is the initial box. Times are the seconds the tracker spent on each frame (initialize, then track; frame
-reading excluded). A sequence whose files exist is finished and skipped, so an interrupted run resumes.
+reading excluded). A sequence whose two files are complete (one parseable row per frame) is finished and skipped,
+so an interrupted run resumes; a truncated or garbage file is tracked again.
 """
 
 import concurrent.futures
@@ -50,8 +51,17 @@ def result_paths(results_dir, dataset, name):
     return os.path.join(results_dir, f"{name}.txt"), os.path.join(results_dir, f"{name}_time.txt")
 
 
-def is_finished(results_dir, dataset, name):
-    return all(os.path.isfile(p) for p in result_paths(results_dir, dataset, name))
+def is_finished(results_dir, dataset, name, n_frames):
+    """True when both result files of ``name`` are complete: parseable, one row per frame (boxes: 4 columns)."""
+    from evaluation.io import read_boxes, read_table
+
+    boxes_path, times_path = result_paths(results_dir, dataset, name)
+    if not (os.path.isfile(boxes_path) and os.path.isfile(times_path)):
+        return False
+    try:
+        return len(read_boxes(boxes_path)) == n_frames and read_table(times_path, columns=1).shape == (n_frames, 1)
+    except UserError:   # truncated, empty or not numbers: redo it
+        return False
 
 
 def track_frames(tracker, frames, init_box, where=""):
@@ -125,7 +135,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
 
     from tracker.inference import load_tracker
 
-    todo = [s for s in sequences if not is_finished(results_dir, dataset, s.name)]
+    todo = [s for s in sequences if not is_finished(results_dir, dataset, s.name, len(s.frames))]
     skipped = len(sequences) - len(todo)
     if not todo:
         return [], skipped
