@@ -79,7 +79,9 @@ def score_trackers(results_dirs, sequences, protocol, skip_missing=False, worker
     if workers <= 1 or rows < _PARALLEL_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
         return [_score_tracker(d) for d in results_dirs]
     # fork: the workers inherit _JOB; they import nothing heavy (no torch threads to break).
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    from mimtrack.processes import die_with_parent
+
+    with multiprocessing.get_context("fork").Pool(workers, die_with_parent, (os.getpid(),)) as pool:
         return pool.map(_score_tracker, results_dirs, chunksize=1)
 
 

@@ -203,6 +203,7 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                         checkpoint(epoch, step + 1)
                         if main:
                             log(f"stopped at epoch {epoch + 1} step {step + 1}; resume with --resume")
+                        stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                         return history
             bar.close()
             stats = _epoch_stats(epoch, sums, seen, skipped, time.time() - started, device)
@@ -218,6 +219,10 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                                 {"model": method.trainable_state_dict(), "epoch": epoch + 1})
             if main:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+            if stop.requested and epoch + 1 < t.epochs:
+                if main:
+                    log(f"stopped after epoch {epoch + 1}; resume with --resume")
+                stop.raise_if_signalled()
             if stop.requested or (max_steps is not None and steps_done >= max_steps):
                 break
     distributed.barrier()

@@ -150,3 +150,160 @@ def test_demo_video_gets_the_mode_of_every_other_output(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "v.mp4").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode) == 0o644
+
+
+# ------------------------------------------------------------------ 2. track workers die with their parent
+def _children(pid):
+    """pids of the processes whose parent is ``pid`` and that run a multiprocessing spawn worker."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def long_otb(tmp_path_factory):
+    """Four OTB sequences of 300 frames: a --workers 2 run takes long enough to be stopped in the middle."""
+    from tests.fabricate import make_otb
+
+    root = tmp_path_factory.mktemp("long_otb")
+    make_otb(root, {name: [[10, 8, 20, 16]] * 300 for name in ("Basketball", "Car4", "Crossing", "Dancer")},
+             frames=True)
+    return root
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_track_workers_die_with_their_parent(long_otb, tmp_path, sig):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    parent = subprocess.Popen([sys.executable, "-m", "mimtrack.cli", "track", "--dataset", "otb", "--root",
+                               str(long_otb), "--results", str(tmp_path / "res"), "--workers", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    workers = []
+    try:
+        workers = _wait_for(lambda: len(_children(parent.pid)) == 2 and _children(parent.pid), 90)
+        assert workers, "the two workers never started"
+        time.sleep(2.0)   # let them load the tracker and start on a sequence
+        parent.send_signal(sig)
+        rc = parent.wait(timeout=60)
+        assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+        assert _wait_for(lambda: not any(_alive(p) for p in workers), 20), "workers outlived their parent"
+        if sig == signal.SIGTERM:
+            assert "Traceback" not in parent.stderr.read().decode()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
+        for pid in workers or []:   # never leave a stray worker behind, even when the test failed
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ 6. stopped runs exit 130 / 143; epochs <= 0
+@pytest.fixture(scope="module")
+def synthetic_got10k(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn") / "got10k"
+    assert cli.main(["make-synthetic", "--format", "got10k", "--split", "train", "--out", str(root),
+                     "--sequences", "3", "--frames", "30", "--size", "96x72", "--seed", "3"]) == 0
+    return root
+
+
+TRAIN_SMALL = ["--set", "data.num_workers=0", "--set", "train.batch_size=2", "--set", "data.samples_per_epoch=4000",
+               "--set", "train.epochs=2"]
+
+
+def _start_and_signal(args, sig, ready):
+    """Start ``mimtrack ARGS``, wait until ``ready(stdout lines so far)``, send ``sig`` -> (returncode, stderr)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "mimtrack.cli", *map(str, args)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, text=True)
+    lines, errors = [], []
+    readers = [threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True),
+               threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        started = _wait_for(lambda: ready(lines) or process.poll() is not None, 120)
+        assert started and process.poll() is None, "".join(errors)
+        time.sleep(1.5)   # well inside the training loop
+        process.send_signal(sig)
+        process.wait(timeout=120)
+        for reader in readers:
+            reader.join(10)
+        return process.returncode, "".join(errors)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_train_stopped_by_a_signal_checkpoints_then_exits_130_or_143(synthetic_got10k, tmp_path, sig):
+    out = tmp_path / "run"
+    rc, err = _start_and_signal(["train", "smoke_cpu", "--output", out, "--data", f"got10k={synthetic_got10k}",
+                                 *TRAIN_SMALL], sig, lambda lines: (out / "config.yaml").exists())
+    assert rc == 128 + sig, err
+    assert (out / "last.pth").is_file() and "resume with --resume" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_pretrain_stopped_by_a_signal_checkpoints_then_exits_130_or_143(tmp_path, sig):
+    from tests.pretrain.test_engine import SMALL, make_images
+
+    data = make_images(tmp_path / "data", count=400)
+    out = tmp_path / "run"
+    args = ["pretrain", "mae_tiny", "--data", data, "--output", out, "--set", "train.epochs=3"]
+    for item in SMALL:
+        if not item.startswith("train.epochs"):
+            args += ["--set", item]
+    # the run's summary line ("mae_tiny: 400 images, ...") is printed just before the first step
+    rc, err = _start_and_signal(args, sig, lambda lines: any("images," in line for line in lines))
+    assert rc == 128 + sig, err
+    assert (out / "last.pth").is_file() and "Traceback" not in err
+
+
+@pytest.mark.parametrize("setting", ["train.epochs=0", "train.epochs=-3", "train.batch_size=0"])
+def test_train_rejects_settings_that_cannot_train(synthetic_got10k, tmp_path, capsys, setting):
+    out = tmp_path / "run"
+    assert cli.main(["train", "smoke_cpu", "--output", str(out), "--data", f"got10k={synthetic_got10k}",
+                     "--set", setting]) == 2
+    assert f"config {setting}: must be >= 1" in one_line_error(capsys.readouterr().err, "train")
+    assert not (out / "last.pth").exists()
+
+
+# ------------------------------------------------------------------ 9. one-line errors, not tracebacks
+def test_a_config_whose_top_level_is_a_list(tmp_path, capsys):
+    recipe = tmp_path / "list.yaml"
+    recipe.write_text("- a\n- b\n")
+    assert cli.main(["train", str(recipe), "--output", str(tmp_path / "run")]) == 2
+    assert "top level must be a mapping" in one_line_error(capsys.readouterr().err, "train")
+    assert cli.main(["pretrain", str(recipe), "--data", str(tmp_path), "--output", str(tmp_path / "p")]) == 2
+    assert "top level must be a mapping" in one_line_error(capsys.readouterr().err, "pretrain")

@@ -17,6 +17,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
+from mimtrack.processes import terminate_pool
 
 # Test splits whose ground truth is withheld: after tracking them we pack the server submission zip.
 SUBMISSION_PACKERS = {("got10k", "test"): "pack_got10k", ("trackingnet", "test"): "pack_trackingnet"}
@@ -99,12 +100,14 @@ def run_job(tracker, job, results_dir, dataset):
 _WORKER_TRACKER = None
 
 
-def _init_worker(tracker_args, threads):
+def _init_worker(tracker_args, threads, parent_pid):
     import torch
 
+    from mimtrack.processes import die_with_parent
     from tracker.inference import load_tracker
 
     global _WORKER_TRACKER
+    die_with_parent(parent_pid)   # a killed `mimtrack track` takes its workers with it
     torch.set_num_threads(threads)
     _WORKER_TRACKER = load_tracker(**dict(tracker_args, threads=threads))
 
@@ -153,15 +156,15 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
         threads = tracker_args["threads"] or max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                    initargs=(tracker_args, threads)) as pool:
+                                                    initargs=(tracker_args, threads, os.getpid())) as pool:
             futures = [pool.submit(_run_in_worker, job, results_dir, dataset) for job in jobs]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     done.append(future.result())
                     bar.update(done[-1][1])
                     bar.set_postfix_str(done[-1][0])
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
+            except BaseException:    # Ctrl-C, SIGTERM (Stopped) or a failed sequence: end the workers now
+                terminate_pool(pool)
                 raise
     return done, skipped
 

@@ -32,6 +32,20 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
 
 
+def check_train_config(cfg):
+    """UserError, naming the key, for settings that cannot train (before any data is listed)."""
+    t, d = cfg.train, cfg.data
+    for key, value, low in (("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1),
+                            ("train.max_nan_steps", t.max_nan_steps, 1), ("data.samples_per_epoch",
+                            d.samples_per_epoch, 1), ("data.num_workers", d.num_workers, 0),
+                            ("train.checkpoint_every", t.checkpoint_every, 0), ("train.val_every", t.val_every, 0)):
+        if value < low:
+            raise UserError(f"config {key}={value}: must be >= {low}")
+    if d.val and d.val_samples < 1:
+        raise UserError(f"config data.val_samples={d.val_samples}: must be >= 1 when data.val is set")
+    return cfg
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -94,7 +108,7 @@ class Trainer:
         self.device = self.dist.device
         self.on_step = on_step
         self.progress = progress and self.dist.is_main
-        self.train_cfg = cfg.train
+        self.train_cfg = check_train_config(cfg).train
         self._check_amp()
 
         resume_path = trainstate.latest_checkpoint(self.output_dir) if resume else None
@@ -371,6 +385,7 @@ class Trainer:
             while self.epoch < t.epochs:
                 epoch = self.epoch
                 if not self.train_epoch(epoch, stop):
+                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                     return last
                 self.epoch, self.step = epoch + 1, 0
                 self.scheduler.step()
@@ -382,6 +397,8 @@ class Trainer:
                 if self._any_rank(stop.requested):
                     if not (periodic or self.epoch == t.epochs):
                         last = self.save()
+                    if self.epoch < t.epochs:
+                        stop.raise_if_signalled()
                     return last
         if self.tensorboard is not None:
             self.tensorboard.close()
