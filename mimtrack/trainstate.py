@@ -91,6 +91,22 @@ def resume_model_and_optimizer(path, model, optimizer):
     return ckpt
 
 
+def remove_stale_temp_files(output_dir, log=None):
+    """Delete the ``.tmp-*`` files an interrupted write left in ``output_dir`` (a process killed while it wrote a
+    checkpoint: :func:`mimtrack.fileio.atomic_write` had no chance to remove its temporary file). Only one run
+    writes to a run folder, so any temporary file found when it starts is stale. Returns their names."""
+    output_dir = os.fspath(output_dir)
+    if not os.path.isdir(output_dir):
+        return []
+    stale = sorted(name for name in os.listdir(output_dir)
+                   if name.startswith(".tmp-") and os.path.isfile(os.path.join(output_dir, name)))
+    for name in stale:
+        os.remove(os.path.join(output_dir, name))
+        if log is not None:
+            log(f"removed {os.path.join(output_dir, name)}: the temporary file of an interrupted checkpoint write")
+    return stale
+
+
 def latest_checkpoint(output_dir):
     """The checkpoint to resume from in ``output_dir``: ``last.pth`` if present, else the highest
     ``checkpoint_eNNNN.pth``; None when there is none (or the folder does not exist)."""

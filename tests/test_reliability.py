@@ -20,7 +20,7 @@ from mimtrack import cli
 from tests.conftest import REPO, fill_disk
 
 
-def run_cli(*args, timeout=120, **kwargs):
+def run_cli(*args, timeout=600, **kwargs):
     """``mimtrack ARGS`` in a subprocess (this checkout first on the path) -> CompletedProcess."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "mimtrack.cli", *map(str, args)], capture_output=True, text=True,
@@ -134,7 +134,7 @@ def test_a_fifo_result_file_is_refused_not_waited_on(tmp_path):
     results = tmp_path / "res"
     results.mkdir()
     os.mkfifo(results / "Crossing.txt")
-    done = run_cli("eval", "--dataset", "otb", "--root", root, "--results", results, timeout=30)
+    done = run_cli("eval", "--dataset", "otb", "--root", root, "--results", results, timeout=180)
     assert done.returncode == 2
     assert "not a regular file" in one_line_error(done.stderr, "eval")
 
@@ -209,11 +209,11 @@ def test_track_workers_die_with_their_parent(long_otb, tmp_path, sig):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     workers = []
     try:
-        workers = _wait_for(lambda: len(_children(parent.pid)) == 2 and _children(parent.pid), 90)
+        workers = _wait_for(lambda: len(_children(parent.pid)) == 2 and _children(parent.pid), 300)
         assert workers, "the two workers never started"
         time.sleep(2.0)   # let them load the tracker and start on a sequence
         parent.send_signal(sig)
-        rc = parent.wait(timeout=60)
+        rc = parent.wait(timeout=300)
         assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
         assert _wait_for(lambda: not any(_alive(p) for p in workers), 20), "workers outlived their parent"
         if sig == signal.SIGTERM:
@@ -251,11 +251,11 @@ def _start_and_signal(args, sig, ready):
     for reader in readers:
         reader.start()
     try:
-        started = _wait_for(lambda: ready(lines) or process.poll() is not None, 120)
+        started = _wait_for(lambda: ready(lines) or process.poll() is not None, 600)
         assert started and process.poll() is None, "".join(errors)
         time.sleep(1.5)   # well inside the training loop
         process.send_signal(sig)
-        process.wait(timeout=120)
+        process.wait(timeout=600)
         for reader in readers:
             reader.join(10)
         return process.returncode, "".join(errors)
@@ -307,3 +307,277 @@ def test_a_config_whose_top_level_is_a_list(tmp_path, capsys):
     assert "top level must be a mapping" in one_line_error(capsys.readouterr().err, "train")
     assert cli.main(["pretrain", str(recipe), "--data", str(tmp_path), "--output", str(tmp_path / "p")]) == 2
     assert "top level must be a mapping" in one_line_error(capsys.readouterr().err, "pretrain")
+
+
+# ------------------------------------------------------------------ 3. truncated LMDBs, pack-lmdb on a full disk
+@pytest.fixture(scope="module")
+def packed_got10k(synthetic_got10k, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lmdb") / "g.lmdb"
+    assert cli.main(["pack-lmdb", "--dataset", "got10k", "--root", str(synthetic_got10k), "--out", str(out)]) == 0
+    return out
+
+
+def _truncated(packed, tmp_path):
+    data = packed.read_bytes()
+    assert len(data) > 200_000
+    out = tmp_path / "t.lmdb"
+    out.write_bytes(data[:100_000])      # head -c 100000 g.lmdb > t.lmdb
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_train_on_a_truncated_lmdb_is_a_one_line_error(packed_got10k, tmp_path, workers):
+    truncated = _truncated(packed_got10k, tmp_path)
+    done = run_cli("train", "smoke_cpu", "--output", tmp_path / "run", "--data", f"got10k={truncated}",
+                   "--set", f"data.num_workers={workers}", "--set", "train.epochs=1")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "truncated" in one_line_error(done.stderr, "train")
+
+
+def test_pretrain_on_a_truncated_lmdb_is_a_one_line_error(packed_got10k, tmp_path):
+    from tests.pretrain.test_engine import SMALL
+
+    truncated = _truncated(packed_got10k, tmp_path)
+    done = run_cli("pretrain", "mae_tiny", "--data", truncated, "--output", tmp_path / "run",
+                   *[a for item in SMALL for a in ("--set", item)])
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "truncated" in one_line_error(done.stderr, "pretrain")
+
+
+def test_pack_lmdb_on_a_full_disk(synthetic_got10k, small_disk):
+    disk = small_disk("300k")
+    done = run_cli("pack-lmdb", "--dataset", "got10k", "--root", synthetic_got10k, "--out", disk / "x.lmdb")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "disk full" in one_line_error(done.stderr, "pack-lmdb")
+    assert os.listdir(disk) == []
+
+
+def test_pack_lmdb_into_a_read_only_folder(synthetic_got10k, small_disk):
+    disk = small_disk("1m", "ro")
+    done = run_cli("pack-lmdb", "--dataset", "got10k", "--root", synthetic_got10k, "--out", disk / "x.lmdb")
+    assert done.returncode == 2
+    assert "x.lmdb" in one_line_error(done.stderr, "pack-lmdb")
+
+
+# ------------------------------------------------------------------ 7. one LMDB format: pack -> train, pack -> pretrain
+def test_packed_lmdb_trains_in_the_form_readme_documents(packed_got10k, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "smoke_cpu", "--output", str(out), "--data", f"got10k-lmdb={packed_got10k}",
+                     "--set", "data.num_workers=0", "--set", "train.batch_size=2", "--set",
+                     "data.samples_per_epoch=4", "--set", "train.epochs=1"]) == 0
+    assert (out / "last.pth").is_file()
+
+
+def test_packed_lmdb_pretrains(packed_got10k, tmp_path):
+    from tests.pretrain.test_engine import SMALL
+
+    out = tmp_path / "run"
+    args = ["pretrain", "mae_tiny", "--data", str(packed_got10k), "--output", str(out)]
+    assert cli.main(args + [a for item in SMALL if not item.startswith("train.epochs") for a in ("--set", item)]
+                    + ["--set", "train.epochs=1", "--set", "train.warmup_epochs=0"]) == 0
+    assert (out / "last.pth").is_file()
+    from pretrain.data import ImageSource
+
+    assert len(ImageSource(packed_got10k)) == 3 * 30   # every frame of the pack is an image, no metadata record
+
+
+# ------------------------------------------------------------------ 4. stale temp files, --resume, metrics.jsonl
+def _trainer(cfg, out, resume=False, on_step=None):
+    from tests.tracker.train_helpers import fake_loader_factory
+    from tracker.train.trainer import Trainer
+
+    return Trainer(cfg, out, fake_loader_factory(cfg, samples=16), resume=resume, on_step=on_step, progress=False)
+
+
+def _records(out, phase="train"):
+    import json
+
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line)["phase"] == phase]
+
+
+def test_killed_in_the_first_checkpoint_write_then_resumed(tmp_path, capsys):
+    from tests.tracker.train_helpers import tiny_config
+
+    cfg = tiny_config(epochs=1, checkpoint_every=1)
+    straight = tmp_path / "straight"
+    _trainer(cfg, straight).fit()
+    # What SIGKILL during the first checkpoint write leaves: the epoch's log line, a 0-byte temporary file.
+    out = tmp_path / "killed"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text((straight / "metrics.jsonl").read_text() + '{"phase": "tr')
+    (out / ".tmp-x1y2-last.pth").write_bytes(b"")
+    trainer = _trainer(cfg, out, resume=True)
+    err = capsys.readouterr().err
+    assert "--resume: no checkpoint" in err and "starting from scratch" in err and ".tmp-x1y2-last.pth" in err
+    assert not (out / ".tmp-x1y2-last.pth").exists()
+    trainer.fit()
+    assert [r["epoch"] for r in _records(out)] == [0]                     # epoch 0 once, not twice
+    assert _records(out)[0]["loss"] == _records(straight)[0]["loss"]
+
+
+def test_metrics_never_repeat_an_epoch_logged_after_the_checkpoint(tmp_path):
+    from tests.tracker.train_helpers import tiny_config
+
+    cfg = tiny_config(epochs=2, checkpoint_every=1)
+    out = tmp_path / "run"
+    _trainer(cfg, out).fit()
+    original = _records(out)
+    # killed after epoch 1 was logged but before its checkpoint: the latest checkpoint is epoch 0's
+    os.replace(out / "checkpoint_e0001.pth", out / "last.pth")
+    os.remove(out / "checkpoint_e0002.pth")
+    _trainer(cfg, out, resume=True).fit()
+    assert [r["epoch"] for r in _records(out)] == [0, 1]
+    assert [r["loss"] for r in _records(out)] == [r["loss"] for r in original]
+
+
+def test_a_mid_epoch_resume_logs_the_whole_epoch(tmp_path):
+    from mimtrack.errors import Stopped
+    from tests.tracker.train_helpers import tiny_config
+
+    cfg = tiny_config(epochs=1, checkpoint_every=5)   # 4 steps
+    _trainer(cfg, tmp_path / "straight").fit()
+
+    def sigterm_after_3_steps(trainer):
+        if trainer.global_step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Stopped):
+        _trainer(cfg, tmp_path / "stopped", on_step=sigterm_after_3_steps).fit()
+    _trainer(cfg, tmp_path / "stopped", resume=True).fit()
+    resumed, straight = _records(tmp_path / "stopped"), _records(tmp_path / "straight")
+    assert len(resumed) == 1
+    for key in ("loss", "focal", "giou", "l1", "iou", "nan_steps", "skipped"):
+        assert resumed[0][key] == straight[0][key], key
+
+
+def test_a_mid_epoch_pretrain_resume_logs_the_whole_epoch(tmp_path):
+    from pretrain.engine import train
+    from tests.pretrain.test_engine import make_images, small_config
+
+    data = make_images(tmp_path / "data", count=16)
+    cfg = small_config(extra=["train.epochs=1", "train.warmup_epochs=0"])   # 4 steps
+    straight = train(cfg, data, tmp_path / "straight", log=lambda *a: None)
+    train(cfg, data, tmp_path / "stopped", max_steps=3, log=lambda *a: None)
+    (tmp_path / "stopped" / ".tmp-abc-last.pth").write_bytes(b"")
+    messages = []
+    resumed = train(cfg, data, tmp_path / "stopped", resume=True, log=messages.append)
+    assert any(".tmp-abc-last.pth" in m for m in messages)
+    assert not (tmp_path / "stopped" / ".tmp-abc-last.pth").exists()
+    assert len(resumed) == 1
+    assert {k: v for k, v in resumed[0].items() if k != "seconds"} == \
+        {k: v for k, v in straight[0].items() if k != "seconds"}
+
+
+def test_a_full_disk_during_a_checkpoint_write(small_disk, capsys):
+    from tests.tracker.train_helpers import tiny_config
+
+    disk = small_disk("1m")
+    fill_disk(disk, leave=64 << 10)
+    trainer = _trainer(tiny_config(epochs=1), disk / "run")
+    os.makedirs(disk / "run", exist_ok=True)
+    from mimtrack.errors import UserError
+
+    with pytest.raises(UserError, match="disk full"):
+        trainer.save()
+    assert not [p for p in os.listdir(disk / "run") if p.startswith(".tmp-")]
+    assert not (disk / "run" / "last.pth").exists()
+
+
+def test_demo_with_a_box_far_larger_than_the_frame(tmp_path, capsys):
+    frames = numbered_frames(tmp_path / "frames", 3)
+    assert cli.main(["demo", str(frames), "--init", "0,0,100000,100000", "--boxes", str(tmp_path / "b.txt")]) == 0
+    boxes = np.loadtxt(tmp_path / "b.txt", delimiter=",")
+    assert boxes.shape == (3, 4) and np.isfinite(boxes).all()
+
+
+def test_the_giant_crop_path_samples_where_the_padded_crop_does(monkeypatch):
+    from tracker import geometry
+
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 3)
+    for box in ([40, 30, 50, 40], [-30, -20, 120, 90], [100, 70, 90, 80]):
+        padded, f1 = geometry.crop_resize(image, box, 4.0, 64)
+        monkeypatch.setattr(geometry, "MAX_PADDED_CROP_BYTES", 0)
+        warped, f2 = geometry.crop_resize(image, box, 4.0, 64)
+        monkeypatch.undo()
+        assert f1 == f2 and warped.shape == padded.shape
+        diff = np.abs(padded.astype(int) - warped.astype(int))
+        assert np.median(diff) <= 1 and np.mean(diff) < 2.0, box   # the same pixels, up to rounding
+
+
+def test_a_corrupt_cached_onnx_graph_is_exported_again(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from tracker.inference import load_tracker
+
+    cache = tmp_path / "cache"
+    load_tracker(backend="onnxruntime", cache_dir=cache)
+    (graph,) = list(cache.glob("*.onnx"))
+    graph.write_bytes(b"\0garbage" * 100)
+    capsys.readouterr()
+    tracker = load_tracker(backend="onnxruntime", cache_dir=cache)
+    assert "does not load" in capsys.readouterr().err and graph.stat().st_size > 10_000
+    tracker.initialize(np.zeros((96, 128, 3), np.uint8), [30, 30, 40, 30])
+    assert np.isfinite(tracker.track(np.zeros((96, 128, 3), np.uint8))["box"]).all()
+
+
+# ------------------------------------------------------------------ 12. non-finite weights
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, capsys):
+    import torch
+
+    from tracker.inference import DEMO_WEIGHTS
+
+    state = torch.load(DEMO_WEIGHTS, weights_only=True)
+    state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state["net"].items()}
+    torch.save(state, tmp_path / "nan.pth")
+    frames = numbered_frames(tmp_path / "frames", 3)
+    assert cli.main(["demo", str(frames), "--init", "10,10,30,30", "--config", "smoke_cpu", "--checkpoint",
+                     str(tmp_path / "nan.pth")]) == 2
+    assert "non-finite weights" in one_line_error(capsys.readouterr().err, "demo")
+
+
+# ------------------------------------------------------------------ 14. make-synthetic into an existing dataset
+def test_make_synthetic_refuses_a_non_empty_target_unless_overwrite(tmp_path, capsys):
+    args = ["make-synthetic", "--format", "otb", "--out", str(tmp_path / "otb"), "--sequences", "2", "--frames", "6",
+            "--size", "48x32"]
+    assert cli.main(args) == 0
+    assert cli.main(args[:-4] + ["--frames", "3", "--size", "48x32"]) == 2
+    assert "not empty" in one_line_error(capsys.readouterr().err, "make-synthetic")
+    assert len(os.listdir(tmp_path / "otb" / "Synthetic001" / "img")) == 6      # nothing was mixed in
+    assert cli.main(args[:-4] + ["--frames", "3", "--size", "48x32", "--sequences", "1", "--overwrite"]) == 0
+    assert sorted(os.listdir(tmp_path / "otb")) == ["Synthetic001"]
+    assert len(os.listdir(tmp_path / "otb" / "Synthetic001" / "img")) == 3
+    # GOT-10k's target is the split's folder: train and val share a root
+    root = str(tmp_path / "got10k")
+    for split in ("train", "val"):
+        assert cli.main(["make-synthetic", "--format", "got10k", "--split", split, "--out", root, "--sequences", "1",
+                         "--frames", "3", "--size", "48x32"]) == 0
+
+
+# ------------------------------------------------------------------ 15. an unused --teacher, NaN rows in pack
+def test_pretrain_teacher_missing_or_unused(tmp_path, capsys):
+    from tests.pretrain.test_engine import SMALL, make_images
+
+    data = make_images(tmp_path / "data")
+    base = ["pretrain", "mae_tiny", "--data", str(data), *[a for item in SMALL for a in ("--set", item)]]
+    assert cli.main(base + ["--output", str(tmp_path / "a"), "--teacher", str(tmp_path / "nonexistent.pth")]) == 2
+    assert "--teacher" in one_line_error(capsys.readouterr().err, "pretrain")
+    teacher = tmp_path / "teacher.pth"
+    teacher.write_bytes(b"unused")
+    assert cli.main(base + ["--output", str(tmp_path / "b"), "--teacher", str(teacher)]) == 0
+    assert f"--teacher {teacher} is unused" in capsys.readouterr().err
+
+
+def test_pack_rejects_a_nan_row(tmp_path, capsys):
+    from tests.fabricate import make_got10k
+
+    root = tmp_path / "got10k"
+    make_got10k(root, "test", {"GOT-10k_Test_000001": [[1, 2, 3, 4]] * 3}, frames=True)
+    results = tmp_path / "res" / "GOT-10k_Test_000001"
+    results.mkdir(parents=True)
+    (results / "GOT-10k_Test_000001_001.txt").write_text("1,2,3,4\n5,6,7,8\nnan,nan,nan,nan\n")
+    (results / "GOT-10k_Test_000001_time.txt").write_text("0.1\n0.1\n0.1\n")
+    assert cli.main(["pack", "--dataset", "got10k", "--root", str(root), "--results", str(tmp_path / "res"),
+                     "--out", str(tmp_path / "sub.zip")]) == 2
+    assert "line 3 is not finite" in one_line_error(capsys.readouterr().err, "pack")
+    assert not (tmp_path / "sub.zip").exists()
