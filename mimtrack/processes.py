@@ -20,8 +20,11 @@ def die_with_parent(parent_pid, poll_seconds=1.0):
     """End this process when ``parent_pid`` (the process that started it) dies.
 
     Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread
-    polls the parent pid. Either way the check below catches a parent that died before this call.
+    polls the parent pid. Either way the check below catches a parent that died before this call. SIGTERM gets
+    its default action back: a forked worker inherits the command's SIGTERM handler (raise Stopped), and a pool
+    ends its workers with SIGTERM, which should end them quietly, not print a traceback each.
     """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     armed = False
     if sys.platform.startswith("linux"):
         try:

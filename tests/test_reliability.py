@@ -581,3 +581,4 @@ def test_pack_rejects_a_nan_row(tmp_path, capsys):
                      "--out", str(tmp_path / "sub.zip")]) == 2
     assert "line 3 is not finite" in one_line_error(capsys.readouterr().err, "pack")
     assert not (tmp_path / "sub.zip").exists()
+
