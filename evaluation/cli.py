@@ -92,7 +92,9 @@ def score_trackers(results_dirs, sequences, protocol, skip_missing=False, worker
     if workers <= 1 or rows < _PARALLEL_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
         return [_score_tracker(d) for d in results_dirs]
     # fork: the workers inherit _JOB; they import nothing heavy (no torch threads to break).
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    from mimtrack.processes import die_with_parent
+
+    with multiprocessing.get_context("fork").Pool(workers, die_with_parent, (os.getpid(),)) as pool:
         return pool.map(_score_tracker, results_dirs, chunksize=1)
 
 
@@ -162,7 +164,12 @@ def evaluate(args):
 
 def run(args):
     from evaluation.report import write_bytes
+    from mimtrack.fileio import check_output_path
 
+    if args.json:
+        check_output_path(args.json, "--json")   # before reading and scoring every result file
+    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+        raise UserError(f"--plots {args.plots}: is a file; give a folder")
     text, outputs = evaluate(args)
     for path, data in outputs.items():
         write_bytes(path, data)

@@ -9,6 +9,7 @@ input raises a one-line :class:`UserError` naming the file and line.
 
 import os
 import re
+import stat
 
 import numpy as np
 
@@ -28,6 +29,7 @@ def read_table(path, columns=None, allow_empty=False):
     ``columns=None`` takes the column count from the first row; every row must
     have the same count. Blank lines are ignored.
     """
+    require_regular_file(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -36,6 +38,20 @@ def read_table(path, columns=None, allow_empty=False):
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, expected a text file") from None
     return parse_table(data, path, columns, allow_empty)
+
+
+def require_regular_file(path):
+    """UserError unless ``path`` is a regular file: opening a FIFO (or a device) would block or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError:
+        return   # unreadable for another reason: open() reports it
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a directory, expected a text file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: not a regular file (a FIFO, socket or device), expected a text file")
 
 
 def parse_table(data, path="<bytes>", columns=None, allow_empty=False):
@@ -314,6 +330,7 @@ def read_labels(path):
 
 def read_text(path):
     """Read a small text file (language descriptions), stripped."""
+    require_regular_file(path)
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().strip()

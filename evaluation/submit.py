@@ -14,6 +14,8 @@ import os
 import re
 import zipfile
 
+import numpy as np
+
 from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write
 
@@ -58,9 +60,15 @@ def _with_init_box(boxes, sequence):
     return boxes
 
 
-def _check_rows(problems, path, boxes, n_frames):
+def _check_rows(problems, path, boxes, n_frames, first_row=0):
+    """Row count, and every value from ``first_row`` on finite: a NaN written as 'nan' would reach the server
+    (row 0 of a box file is replaced by the initial box)."""
     if n_frames is not None and len(boxes) != n_frames:
         problems.append(f"{path}: {len(boxes)} rows for {n_frames} frames")
+    bad = np.flatnonzero(~np.isfinite(boxes[first_row:]).all(axis=1)) + first_row
+    if len(bad):
+        problems.append(f"{path}: line {bad[0] + 1} is not finite (NaN or inf)"
+                        + (f", and {len(bad) - 1} more lines" if len(bad) > 1 else ""))
 
 
 def _raise_problems(results_dir, problems, n_sequences):
@@ -106,7 +114,7 @@ def pack_got10k(results_dir, out_zip, sequences):
             boxes = _read(problems, path, read_boxes)
             if boxes is None:
                 continue
-            _check_rows(problems, path, boxes, n_frames)
+            _check_rows(problems, path, boxes, n_frames, first_row=1)
             members[f"{name}/{name}_{index:03d}.txt"] = format_boxes(_with_init_box(boxes, sequence), BOX_FORMAT)
         time_path = next((p for p in (os.path.join(folder, name + "_time.txt"),
                                       os.path.join(results_dir, name + "_time.txt")) if os.path.isfile(p)), None)
@@ -135,7 +143,7 @@ def pack_trackingnet(results_dir, out_zip, sequences):
             continue
         boxes = _read(problems, path, read_boxes)
         if boxes is not None:
-            _check_rows(problems, path, boxes, _expected_frames(sequence))
+            _check_rows(problems, path, boxes, _expected_frames(sequence), first_row=1)
             members[f"{sequence.name}.txt"] = format_boxes(_with_init_box(boxes, sequence), BOX_FORMAT)
     _raise_problems(results_dir, problems, len(sequences))
     _write_zip(out_zip, members)

@@ -5,11 +5,14 @@ the chosen module is imported, so ``mimtrack eval`` never imports torch.
 """
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
-from mimtrack.errors import UserError
+from mimtrack.errors import Stopped, UserError
 
 # name -> (module, one-line help). Kept here so `mimtrack --help` imports nothing heavy.
 SUBCOMMANDS = {
@@ -69,15 +72,18 @@ def main(argv=None):
     args = parser.parse_args(argv[1:])
     args.debug = debug
     try:
-        status = module.run(args)
+        with _sigterm_stops():
+            status = module.run(args)
     except UserError as exc:
         if debug:
             traceback.print_exc()
         print(f"mimtrack {name}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mimtrack {name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:   # Ctrl-C, or Stopped (SIGTERM; the trainers after their checkpoint)
+        if debug:
+            traceback.print_exc()
+        print(f"mimtrack {name}: {exc if isinstance(exc, Stopped) else 'interrupted'}", file=sys.stderr)
+        return exc.exit_status if isinstance(exc, Stopped) else 130
     except OSError as exc:
         # Files the user named: missing, unreadable, disk full.
         if debug:
@@ -86,6 +92,25 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     return int(status or 0)
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM raises :class:`Stopped` (a KeyboardInterrupt) like Ctrl-C does, so every command cleans up the same
+    way (temporary files removed, worker processes ended) and exits 143 instead of dying mid-write."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

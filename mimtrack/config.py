@@ -169,5 +169,10 @@ def load_config(cls, path_or_name=None, kind="tracking", overrides=None, data=No
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
             raise UserError(f"config {where}{line}: not valid YAML") from None
+        if not isinstance(data, dict):
+            raise UserError(f"config {where}: the top level must be a mapping of sections (key: value), "
+                            f"not a {type(data).__name__}")
+    elif data is not None and not isinstance(data, dict):
+        raise UserError(f"config: expected a mapping, got {type(data).__name__}")
     data = merge(data or {}, parse_overrides(overrides))
     return from_dict(cls, data)

@@ -8,3 +8,21 @@ class UserError(Exception):
     what is wrong with it. The ``mimtrack`` command prints it without a
     traceback (unless ``--debug``) and exits with status 2.
     """
+
+
+class Stopped(KeyboardInterrupt):
+    """A command stopped by a signal (SIGINT: Ctrl-C, SIGTERM: kill, a job scheduler) after saving what it could.
+
+    The ``mimtrack`` command exits with ``128 + signal number``, as a shell reports a process a signal ended:
+    130 for SIGINT, 143 for SIGTERM. A KeyboardInterrupt (Python's own SIGINT) exits 130 too.
+    """
+
+    def __init__(self, signum, message=""):
+        import signal
+
+        self.signum = int(signum)
+        super().__init__(message or f"stopped by {signal.Signals(self.signum).name}")
+
+    @property
+    def exit_status(self):
+        return 128 + self.signum

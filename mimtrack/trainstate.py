@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import torch
 
-from mimtrack.errors import UserError
+from mimtrack.errors import Stopped, UserError
 from mimtrack.fileio import atomic_write
 
 LAST_NAME = "last.pth"
@@ -91,6 +91,22 @@ def resume_model_and_optimizer(path, model, optimizer):
     return ckpt
 
 
+def remove_stale_temp_files(output_dir, log=None):
+    """Delete the ``.tmp-*`` files an interrupted write left in ``output_dir`` (a process killed while it wrote a
+    checkpoint: :func:`mimtrack.fileio.atomic_write` had no chance to remove its temporary file). Only one run
+    writes to a run folder, so any temporary file found when it starts is stale. Returns their names."""
+    output_dir = os.fspath(output_dir)
+    if not os.path.isdir(output_dir):
+        return []
+    stale = sorted(name for name in os.listdir(output_dir)
+                   if name.startswith(".tmp-") and os.path.isfile(os.path.join(output_dir, name)))
+    for name in stale:
+        os.remove(os.path.join(output_dir, name))
+        if log is not None:
+            log(f"removed {os.path.join(output_dir, name)}: the temporary file of an interrupted checkpoint write")
+    return stale
+
+
 def latest_checkpoint(output_dir):
     """The checkpoint to resume from in ``output_dir``: ``last.pth`` if present, else the highest
     ``checkpoint_eNNNN.pth``; None when there is none (or the folder does not exist)."""
@@ -115,8 +131,10 @@ class StopSignals:
                 if stop.requested:
                     save a checkpoint; break
 
-    A second signal while the flag is already set raises KeyboardInterrupt (the user insists). Outside the main
-    thread signals cannot be caught, so the manager is inert there. ``trigger()`` sets the flag by hand (tests).
+    After its checkpoint the loop calls :meth:`raise_if_signalled`: a stopped run is not a finished one, and the
+    ``mimtrack`` command exits 130 (SIGINT) / 143 (SIGTERM). A second signal while the flag is already set raises
+    :class:`~mimtrack.errors.Stopped` at once (the user insists). Outside the main thread signals cannot be
+    caught, so the manager is inert there. ``trigger()`` sets the flag by hand (tests; no exit status).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -124,6 +142,7 @@ class StopSignals:
     def __init__(self):
         self.requested = False
         self.signal_name = None
+        self.signum = None
         self._previous = {}
 
     def trigger(self, name="manual"):
@@ -132,8 +151,14 @@ class StopSignals:
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
+            raise Stopped(signum, f"second {signal.Signals(signum).name}: stopping now")
         self.trigger(signal.Signals(signum).name)
+        self.signum = signum
+
+    def raise_if_signalled(self):
+        """Raise :class:`~mimtrack.errors.Stopped` when a signal (not ``trigger()``) set the flag."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

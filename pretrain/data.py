@@ -1,8 +1,9 @@
 """Unlabelled images for pre-training: an ImageNet-layout folder or an LMDB, with MAE / MoCo-v3 augmentation.
 
 Accepted layouts of ``--data DIR``: ``DIR/train/<class>/*.jpg`` (ImageNet), ``DIR/train/*.jpg``, or an LMDB
-environment (``data.mdb``) at ``DIR/train`` or ``DIR`` whose values are encoded images (keys: any names;
-keys starting with ``__`` hold metadata and are skipped).
+whose values are encoded images (keys: any names; keys starting with ``__`` hold metadata and are skipped): the
+file ``mimtrack pack-lmdb`` writes (``--data X.lmdb``, every frame of it an image) or a ``data.mdb`` folder at
+``DIR/train`` or ``DIR`` (opened by :func:`mimtrack.lmdbfile.open_lmdb`).
 
 Randomness is per sample: image ``i`` of epoch ``e`` is augmented with a generator seeded from
 (seed, e, i), so a run resumed mid-epoch sees exactly the crops an uninterrupted run would, whatever the
@@ -20,11 +21,12 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from mimtrack.errors import UserError
+from mimtrack.lmdbfile import open_lmdb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LAYOUT_HINT = "expected DIR/train/<class>/*.jpg, DIR/train/*.jpg or an LMDB (data.mdb)"
+LAYOUT_HINT = "expected DIR/train/<class>/*.jpg, DIR/train/*.jpg or an LMDB (X.lmdb from pack-lmdb, or data.mdb)"
 
 
 def _is_lmdb(path):
@@ -62,34 +64,39 @@ class ImageSource:
 
     def __init__(self, root):
         root = os.fspath(root)
-        if not os.path.isdir(root):
+        if os.path.isfile(root):   # an LMDB file (what pack-lmdb writes)
+            self.lmdb_path = root
+        elif not os.path.isdir(root):
             raise UserError(f"--data {root}: not a folder ({LAYOUT_HINT})")
-        train = os.path.join(root, "train")
-        self.lmdb_path = train if _is_lmdb(train) else root if _is_lmdb(root) else None
+        else:
+            train = os.path.join(root, "train")
+            self.lmdb_path = train if _is_lmdb(train) else root if _is_lmdb(root) else None
         self._env = None
         if self.lmdb_path:
             self.names = self._lmdb_keys()
             where = self.lmdb_path
         else:
-            where = train if os.path.isdir(train) else root
+            where = os.path.join(root, "train") if os.path.isdir(os.path.join(root, "train")) else root
             self.names = _list_images(where)
         if not self.names:
             raise UserError(f"--data {where}: no images found ({LAYOUT_HINT})")
         self.where = where
 
     def _open(self):
-        import lmdb
-
         if self._env is None:
-            self._env = lmdb.open(self.lmdb_path, readonly=True, lock=False, readahead=False, meminit=False)
+            self._env = open_lmdb(self.lmdb_path)   # size checked against the header: no bus error when truncated
         return self._env
 
     def _lmdb_keys(self):
+        import lmdb
+
         try:
             with self._open().begin() as txn:
                 keys = [k.decode("utf-8", "replace") for k in txn.cursor().iternext(keys=True, values=False)]
-        except Exception as exc:  # lmdb.Error subclasses: corrupt or foreign file
+        except lmdb.Error as exc:  # corrupt or foreign file
             raise UserError(f"--data {self.lmdb_path}: not a readable LMDB ({exc})") from None
+        except UserError as exc:
+            raise UserError(f"--data {exc}") from None
         self._env = None  # re-opened lazily in each worker process
         return [k for k in keys if not k.startswith("__")]
 

@@ -22,7 +22,7 @@ from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
 from mimtrack.trainstate import (LAST_NAME, StopSignals, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
-                                 rng_state, save_checkpoint, set_rng_state)
+                                 remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
 from pretrain.data import EpochSampler, build_dataset, collate_skipping
 
 
@@ -95,7 +95,7 @@ def _restore(path, method, optimizer, scaler):
     if scaler is not None and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
-    return ckpt["epoch"], ckpt["step"], ckpt.get("history", [])
+    return ckpt["epoch"], ckpt["step"], ckpt.get("history", []), ckpt.get("epoch_totals")
 
 
 def train(cfg, data_dir, output_dir, teacher=None, resume=False, max_steps=None, log=print):
@@ -135,10 +135,12 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                         f"(train.batch_size={t.batch_size} x {info.world_size} processes)")
     total_steps, warmup_steps = t.epochs * steps_per_epoch, t.warmup_epochs * steps_per_epoch
 
-    start_epoch, start_step, history = 0, 0, []
+    start_epoch, start_step, history, resumed_totals = 0, 0, [], None
+    if main:
+        remove_stale_temp_files(output_dir, log=log)
     found = latest_checkpoint(output_dir) if resume else None
     if found:
-        start_epoch, start_step, history = _restore(found, method, optimizer, scaler)
+        start_epoch, start_step, history, resumed_totals = _restore(found, method, optimizer, scaler)
         if main:
             log(f"resuming from {found}: epoch {start_epoch + 1}, step {start_step}/{steps_per_epoch}")
     elif resume and main:
@@ -153,13 +155,17 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
         log(f"{cfg.name}: {len(dataset)} images, {steps_per_epoch} steps/epoch x {t.epochs} epochs, "
             f"batch {total_batch}, lr {lr:.3g}, {n_params / 1e6:.2f} M trainable parameters, {device}")
 
-    def checkpoint(epoch, step):
+    def checkpoint(epoch, step, totals=None):
         if not main:
             return
         payload = {"model": method.trainable_state_dict(), "epoch": epoch, "step": step,
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                    "rng": rng_state(), "config": to_dict(cfg), "history": history,
                    "teacher": os.path.abspath(teacher or cfg.distill.teacher or "") if cfg.distill.enabled else ""}
+        if step and totals is not None:   # mid-epoch: the resumed epoch's statistics cover every step
+            sums, seen, skipped = totals
+            payload["epoch_totals"] = {"sums": {k: float(v) for k, v in sums.items()}, "seen": seen,
+                                       "skipped": list(skipped)}
         save_checkpoint(last, payload)
         write_text_atomic(os.path.join(output_dir, "log.json"), json.dumps(history, indent=1) + "\n")
 
@@ -174,6 +180,9 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                 generator=torch.Generator().manual_seed(t.seed + epoch))  # keeps the global RNG untouched
             net.train()
             sums, seen, skipped, started = {}, 0, [], time.time()
+            if epoch == start_epoch and start_step and resumed_totals:
+                sums = {k: torch.tensor(v, device=device) for k, v in resumed_totals["sums"].items()}
+                seen, skipped = int(resumed_totals["seen"]), list(resumed_totals["skipped"])
             first = start_step if epoch == start_epoch else 0
             bar = tqdm(loader, total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}",
                        disable=not main, dynamic_ncols=True, leave=False)
@@ -206,9 +215,10 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                     bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
                 if (max_steps is not None and steps_done >= max_steps) or stop.requested:
                     if step + 1 < steps_per_epoch:
-                        checkpoint(epoch, step + 1)
+                        checkpoint(epoch, step + 1, (sums, seen, skipped))
                         if main:
                             log(f"stopped at epoch {epoch + 1} step {step + 1}; resume with --resume")
+                        stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                         return history
             bar.close()
             stats = _epoch_stats(epoch, sums, seen, skipped, time.time() - started, device)
@@ -224,6 +234,10 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                                 {"model": method.trainable_state_dict(), "epoch": epoch + 1})
             if main:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+            if stop.requested and epoch + 1 < t.epochs:
+                if main:
+                    log(f"stopped after epoch {epoch + 1}; resume with --resume")
+                stop.raise_if_signalled()
             if stop.requested or (max_steps is not None and steps_done >= max_steps):
                 break
     distributed.barrier()

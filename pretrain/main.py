@@ -24,6 +24,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    import os
+    import sys
+
     from mimtrack.config import load_config
     from mimtrack.errors import UserError
     from pretrain.config import PretrainConfig, check_config
@@ -35,6 +38,12 @@ def run(args):
             raise UserError(f"--epochs {args.epochs}: must be positive")
         overrides.append(f"train.epochs={args.epochs}")
     cfg = load_config(PretrainConfig, args.config, kind="pretrain", overrides=overrides)
+    if args.teacher is not None:
+        if not os.path.isfile(args.teacher):
+            raise UserError(f"--teacher {args.teacher}: file not found")
+        if not cfg.distill.enabled:
+            print(f"warning: --teacher {args.teacher} is unused: recipe {cfg.name or args.config!r} does not distil "
+                  "(distill.enabled is false)", file=sys.stderr)
     if args.epochs is not None and cfg.train.warmup_epochs > cfg.train.epochs:
         # A short run keeps a proportional warm-up rather than never leaving it.
         print(f"--epochs {args.epochs}: warm-up shortened from {cfg.train.warmup_epochs} to {args.epochs // 10} epochs")

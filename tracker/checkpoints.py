@@ -46,6 +46,15 @@ def _architecture_hint(file_state, model_state):
     return "checkpoint does not match the model"
 
 
+def check_finite(state, path):
+    """UserError when a floating-point weight holds NaN or inf: such a network tracks without complaint and returns
+    full-frame boxes (a diverged run's checkpoint or a corrupt file)."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise UserError(f"{path}: non-finite weights (NaN or inf) in {bad[0]}{more}: a diverged or corrupt checkpoint")
+
+
 def load_tracker_weights(model, path):
     """Load a tracker checkpoint (``{'net': sd}`` or a plain state dict) into ``model``, strictly.
 
@@ -72,5 +81,6 @@ def load_tracker_weights(model, path):
                 more = f" ... and {len(keys) - 3} more" if len(keys) > 3 else ""
                 problems.append(f"{label} {', '.join(keys[:3])}{more}")
         raise UserError(f"{path}: {_architecture_hint(state, target)}: {'; '.join(problems)}")
+    check_finite(state, path)
     getattr(model, "module", model).load_state_dict(state, strict=True)
     return {k: v for k, v in ckpt.items() if k != fmt} if fmt != "plain" else {}

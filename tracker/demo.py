@@ -6,14 +6,15 @@ RGB). Without a video, a short generated clip is tracked with the bundled demo t
 
 import os
 import sys
-import tempfile
 import time
 
 import cv2
 import numpy as np
 
+from evaluation.datasets._common import list_frames
 from mimtrack.errors import UserError
-from mimtrack.fileio import write_text_atomic
+from mimtrack.fileio import (check_output_path, disk_full, disk_full_error, replace_checked, temp_path_beside,
+                             write_text_atomic)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_FPS = 30.0
@@ -22,7 +23,7 @@ WINDOW = "mimtrack demo"
 
 def add_arguments(parser):
     parser.add_argument("source", nargs="?", metavar="VIDEO|IMAGE_FOLDER",
-                        help="a video OpenCV can read, or a folder of images (sorted by name); "
+                        help="a video OpenCV can read, or a folder of images (natural order: 2.jpg before 10.jpg); "
                         "absent: a generated clip tracked by the bundled demo tracker")
     parser.add_argument("--init", metavar="X,Y,W,H",
                         help="the object's box in the first frame, in pixels (absent: draw it, needs a display)")
@@ -59,8 +60,7 @@ class FrameSource:
         self.capture = None
         self.files = None
         if os.path.isdir(path):
-            self.files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                                if f.lower().endswith(IMAGE_EXTENSIONS))
+            self.files = list_frames(path, IMAGE_EXTENSIONS)   # natural order: 2.jpg before 10.jpg
             if not self.files:
                 raise UserError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             self.fps = DEFAULT_FPS
@@ -95,27 +95,40 @@ class FrameSource:
 
 
 class VideoOutput:
-    """An mp4v video written to a temporary file beside ``path`` and renamed onto it by :meth:`commit`."""
+    """An mp4v video written to a temporary file beside ``path`` and renamed onto it by :meth:`commit` only when
+    it is complete: OpenCV's writer reports no write errors (a full disk gives an unplayable file), so the file is
+    opened again and its frame count checked before it replaces anything."""
 
     def __init__(self, path, fps, size):
-        self.path, self.size = path, size
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1] or ".mp4", dir=directory)
-        os.close(fd)
+        self.path, self.size, self.frames = path, size, 0
+        self.tmp = temp_path_beside(path, suffix=os.path.splitext(path)[1] or ".mp4")
         self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
+            full = disk_full(os.path.dirname(self.tmp))
             self.discard()
+            if full:
+                raise disk_full_error(path)
             raise UserError(f"--output {path}: OpenCV cannot write this video format (use .mp4)")
 
     def write(self, frame_bgr):
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:   # frames changed size: fit the first one's
             frame_bgr = cv2.resize(frame_bgr, self.size)
         self.writer.write(frame_bgr)
+        self.frames += 1
 
     def commit(self):
         self.writer.release()
-        os.replace(self.tmp, self.path)
+        capture = cv2.VideoCapture(self.tmp)
+        readable = capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == self.frames
+        capture.release()
+        if not readable:
+            full = disk_full(os.path.dirname(self.tmp))
+            self.discard()
+            if full:
+                raise disk_full_error(self.path)
+            raise UserError(f"--output {self.path}: OpenCV failed to write the video (the file it wrote does not "
+                            f"hold the {self.frames} frames); the previous file, if any, is unchanged")
+        replace_checked(self.tmp, self.path)
 
     def discard(self):
         self.writer.release()
@@ -159,6 +172,9 @@ def run(args):
     from tracker.inference import DEMO_WEIGHTS, load_tracker
 
     init = parse_init(args.init) if args.init is not None else None
+    for option, path in (("--output", args.output), ("--boxes", args.boxes)):
+        if path:
+            check_output_path(path, option)    # before tracking every frame, not after
     source_path = args.source
     if source_path is None:
         if args.config is None and args.checkpoint is None and not DEMO_WEIGHTS.is_file():

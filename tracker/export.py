@@ -219,11 +219,15 @@ def model_key(model, cfg, opset=DEFAULT_OPSET):
     return digest.hexdigest()[:32]
 
 
-def cached_onnx(model, cfg, int8=False, cache_dir=None):
-    """Path of ``model``'s ``track`` graph (int8: dynamically quantised) in the cache, exported on first use."""
+def cached_onnx(model, cfg, int8=False, cache_dir=None, refresh=False):
+    """Path of ``model``'s ``track`` graph (int8: dynamically quantised) in the cache, exported on first use.
+    ``refresh``: delete the cached files first (they would not load) and export again."""
     cache_dir = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
     key = model_key(model, cfg)
     path = cache_dir / f"{cfg.name or 'tracker'}-{key}.onnx"
+    if refresh:
+        for stale in (path, cache_dir / f"{cfg.name or 'tracker'}-{key}-int8.onnx"):
+            stale.unlink(missing_ok=True)
     if not path.is_file():
         export_onnx(model, cfg, path)
     if not int8:

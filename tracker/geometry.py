@@ -42,6 +42,9 @@ def crop_resize(image, box, factor, output_size, out=None):
     ``output_size`` x ``output_size`` x C uint8 array to resize into (C > 1).
     """
     x1, y1, crop_sz, (left, top, right, bottom) = crop_window(box, factor, image.shape[:2])
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if crop_sz * crop_sz * channels * image.itemsize > MAX_PADDED_CROP_BYTES:
+        return _warp_crop(image, x1, y1, crop_sz, output_size, out), output_size / crop_sz
     xs, xe = x1 + left, x1 + crop_sz - right
     ys, ye = y1 + top, y1 + crop_sz - bottom
     if xs < xe and ys < ye:
@@ -55,6 +58,25 @@ def crop_resize(image, box, factor, output_size, out=None):
     if crop.ndim == 2 and patch.ndim == 3:   # cv2 drops a trailing channel axis of size 1
         crop = crop[:, :, None]
     return crop, output_size / crop_sz
+
+
+# A padded crop larger than this is not built: a box far larger than the frame (``--init 0,0,100000,100000``)
+# would need a 200000 x 200000 patch (120 GB). Such crops are sampled straight from the frame instead.
+MAX_PADDED_CROP_BYTES = 256 << 20
+
+
+def _warp_crop(image, x1, y1, crop_sz, output_size, out=None):
+    """The resize of the zero-padded crop without building it: each output pixel samples the frame where
+    cv2.resize (INTER_LINEAR) would sample the padded patch, ``(i + 0.5) * scale - 0.5`` crop pixels from its
+    corner; outside the frame it is black. Equal to the padded path up to interpolation rounding and the black
+    last column/row of OSTrack's pad rule, which only these giant crops skip."""
+    scale = crop_sz / output_size
+    to_source = np.array([[scale, 0.0, x1 + 0.5 * scale - 0.5], [0.0, scale, y1 + 0.5 * scale - 0.5]])
+    crop = cv2.warpAffine(image, to_source, (output_size, output_size), dst=out,
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if crop.ndim == 2 and image.ndim == 3:
+        crop = crop[:, :, None]
+    return crop
 
 
 def crop_square(image, box, factor, output_size):

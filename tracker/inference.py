@@ -206,5 +206,14 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
         from tracker.export import cached_onnx
 
         path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir)
-        network = OnnxNetwork(path, device, threads)
+        try:
+            network = OnnxNetwork(path, device, threads)
+        except UserError:
+            raise
+        except Exception as exc:   # a damaged cached graph (a disk error, an edit): it would fail on every run
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            print(f"warning: {path}: the cached ONNX graph does not load ({reason}); deleted, exporting it again",
+                  file=sys.stderr)
+            path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir, refresh=True)
+            network = OnnxNetwork(path, device, threads)
     return Tracker(model, cfg, device, network)

@@ -4,7 +4,8 @@ Layouts (what ``evaluation.results`` reads and the servers accept):
 - one-pass (OPE) datasets: ``<results>/<seq>.txt`` (x,y,w,h per frame, comma, ``%.4f``) + ``<seq>_time.txt``;
 - GOT-10k: ``<results>/<seq>/<seq>_001.txt`` + ``<results>/<seq>/<seq>_time.txt``.
 Row 1 is the initial box. Times are the seconds the tracker spent on each frame (initialize, then track; frame
-reading excluded). A sequence whose files exist is finished and skipped, so an interrupted run resumes.
+reading excluded). A sequence whose two files are complete (one parseable row per frame) is finished and skipped,
+so an interrupted run resumes; a truncated or garbage file is tracked again.
 """
 
 import concurrent.futures
@@ -16,6 +17,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
+from mimtrack.processes import terminate_pool
 
 # Test splits whose ground truth is withheld: after tracking them we pack the server submission zip.
 SUBMISSION_PACKERS = {("got10k", "test"): "pack_got10k", ("trackingnet", "test"): "pack_trackingnet"}
@@ -55,8 +57,17 @@ def result_paths(results_dir, dataset, name):
     return os.path.join(results_dir, f"{name}.txt"), os.path.join(results_dir, f"{name}_time.txt")
 
 
-def is_finished(results_dir, dataset, name):
-    return all(os.path.isfile(p) for p in result_paths(results_dir, dataset, name))
+def is_finished(results_dir, dataset, name, n_frames):
+    """True when both result files of ``name`` are complete: parseable, one row per frame (boxes: 4 columns)."""
+    from evaluation.io import read_boxes, read_table
+
+    boxes_path, times_path = result_paths(results_dir, dataset, name)
+    if not (os.path.isfile(boxes_path) and os.path.isfile(times_path)):
+        return False
+    try:
+        return len(read_boxes(boxes_path)) == n_frames and read_table(times_path, columns=1).shape == (n_frames, 1)
+    except UserError:   # truncated, empty or not numbers: redo it
+        return False
 
 
 def track_frames(tracker, frames, init_box, where=""):
@@ -94,12 +105,14 @@ def run_job(tracker, job, results_dir, dataset):
 _WORKER_TRACKER = None
 
 
-def _init_worker(tracker_args, threads):
+def _init_worker(tracker_args, threads, parent_pid):
     import torch
 
+    from mimtrack.processes import die_with_parent
     from tracker.inference import load_tracker
 
     global _WORKER_TRACKER
+    die_with_parent(parent_pid)   # a killed `mimtrack track` takes its workers with it
     torch.set_num_threads(threads)
     _WORKER_TRACKER = load_tracker(**dict(tracker_args, threads=threads))
 
@@ -130,7 +143,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
 
     from tracker.inference import load_tracker
 
-    todo = [s for s in sequences if not is_finished(results_dir, dataset, s.name)]
+    todo = [s for s in sequences if not is_finished(results_dir, dataset, s.name, len(s.frames))]
     skipped = len(sequences) - len(todo)
     if not todo:
         return [], skipped
@@ -148,15 +161,15 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
         threads = tracker_args["threads"] or max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                    initargs=(tracker_args, threads)) as pool:
+                                                    initargs=(tracker_args, threads, os.getpid())) as pool:
             futures = [pool.submit(_run_in_worker, job, results_dir, dataset) for job in jobs]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     done.append(future.result())
                     bar.update(done[-1][1])
                     bar.set_postfix_str(done[-1][0])
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
+            except BaseException:    # Ctrl-C, SIGTERM (Stopped) or a failed sequence: end the workers now
+                terminate_pool(pool)
                 raise
     return done, skipped
 

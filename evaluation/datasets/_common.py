@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import re
 
 import numpy as np
 
@@ -22,6 +23,19 @@ def split_file(benchmark):
 def subfolders(root):
     """Names of the folders directly under ``root``, sorted."""
     return sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+
+
+def natural_key(name):
+    """Sort key comparing the digit runs of a name as numbers: ``2.jpg`` before ``10.jpg``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder, extensions=(".jpg", ".jpeg", ".png")):
+    """The image files of ``folder`` (by extension, any case) in natural order: the one frame order for every
+    reader, training source and the demo (zero-padded names sort as before; ``1.jpg .. 12.jpg`` no longer
+    read 1, 10, 11, 12, 2)."""
+    names = [n for n in os.listdir(folder) if n.lower().endswith(tuple(extensions))]
+    return [os.path.join(folder, n) for n in sorted(names, key=natural_key)]
 
 
 def read_labels(path, n_frames):

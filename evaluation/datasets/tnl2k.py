@@ -6,13 +6,12 @@ from evaluation import io
 from evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
-from ._common import read_optional_text, subfolders
+from ._common import list_frames, read_optional_text, subfolders
 
 
 def _image_files(folder):
-    """jpg/png files of a folder in lexical order (TNL2K mixes both extensions across sequences)."""
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))
-    return [os.path.join(folder, f) for f in names]
+    """jpg/png files of a folder (TNL2K mixes both extensions across sequences), in natural order."""
+    return list_frames(folder, (".jpg", ".png"))
 
 
 class TNL2K:

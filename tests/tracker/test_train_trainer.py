@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mimtrack import trainstate
-from mimtrack.errors import UserError
+from mimtrack.errors import Stopped, UserError
 from tests.tracker.train_helpers import fake_loader_factory, tiny_config
 from tracker.checkpoints import load_tracker_weights
 from tracker.model import build_model
@@ -32,7 +32,9 @@ def test_killed_mid_epoch_and_resumed_matches_an_uninterrupted_run_bit_for_bit(t
         if trainer.global_step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    _trainer(cfg, tmp_path / "killed", on_step=sigterm_after_3_steps).fit()
+    with pytest.raises(Stopped) as stop:   # a stopped run is not a finished one: the command exits 143
+        _trainer(cfg, tmp_path / "killed", on_step=sigterm_after_3_steps).fit()
+    assert stop.value.exit_status == 143
     stopped = trainstate.load_checkpoint(tmp_path / "killed" / "last.pth")
     assert (stopped["epoch"], stopped["step"]) == (0, 3)
     resumed = _trainer(cfg, tmp_path / "killed", resume=True)

@@ -8,25 +8,12 @@ A root that itself holds ``groundtruth.txt`` is one sequence.
 """
 
 import os
-import re
 
 from evaluation import io
-from evaluation.datasets._common import read_labels
+from evaluation.datasets._common import list_frames, natural_key, read_labels
 from mimtrack.errors import UserError
 
 from .sources import Source, TrainSequence, box_visible
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
-
-def _natural_key(name):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def list_frames(folder):
-    """Image files of a folder, ordered by name with numbers compared numerically (2.jpg before 10.jpg)."""
-    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
-    return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
 def load_custom_sequence(folder):
@@ -50,7 +37,7 @@ def custom_source(root):
     if os.path.isfile(os.path.join(root, "groundtruth.txt")):
         return Source("custom", [load_custom_sequence(root)])
     sequences = []
-    for entry in sorted(os.scandir(root), key=lambda e: _natural_key(e.name)):
+    for entry in sorted(os.scandir(root), key=lambda e: natural_key(e.name)):
         if not entry.is_dir():
             continue
         if os.path.isfile(os.path.join(entry.path, "groundtruth.txt")):

@@ -17,6 +17,8 @@ import os
 import numpy as np
 
 from mimtrack.errors import UserError
+from mimtrack.fileio import disk_full, disk_full_error, no_space, replace_checked
+from mimtrack.lmdbfile import open_lmdb, open_lmdb_for_writing
 
 from .sources import DEFAULT_SPLITS, PACKABLE_NAMES, Source, TrainSequence, build_source
 
@@ -24,12 +26,22 @@ FORMAT = "mimtrack-lmdb-1"
 _COMMIT_BYTES = 256 << 20   # commit a write transaction about every 256 MB
 
 
-def _open(path, write):
-    import lmdb
-
-    if write:
-        return lmdb.open(path, subdir=False, map_size=1 << 30, meminit=False, map_async=True)
-    return lmdb.open(path, subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
+def _needed_bytes(source, root):
+    """About the bytes the LMDB of ``source`` takes: each frame in whole 4 KB pages, plus the annotations."""
+    total, seen = 0, set()
+    for index in range(len(source)):
+        seq = source.sequence(index)
+        total += 16 * len(seq.boxes) + 4096
+        for path in seq.frames:
+            if not source.is_video:
+                if path in seen:
+                    continue
+                seen.add(path)
+            try:
+                total += -(-(os.path.getsize(path) + 64) // 4096) * 4096
+            except (OSError, TypeError):
+                pass
+    return total + (1 << 16)
 
 
 class _Writer:
@@ -60,9 +72,18 @@ class _Writer:
 
 def pack_lmdb(source, out, root, split):
     """Write every sequence of ``source`` to the LMDB file ``out`` (atomically). Returns the missing frame count."""
+    import lmdb
+
     out = os.fspath(out)
+    directory = os.path.dirname(os.path.abspath(out))
     tmp = f"{out}.tmp-{os.getpid()}"
-    env = _open(tmp, write=True)
+    # A full disk must be found before LMDB runs into it: its mapped pages past the end of a file that could not
+    # grow end the process with a bus error, not an exception.
+    if disk_full(directory, margin=_needed_bytes(source, root)):
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+        raise UserError(f"--out {out}: disk full: about {_needed_bytes(source, root) >> 20} MB needed, "
+                        f"{free >> 20} MB free in {directory}")
+    env = open_lmdb_for_writing(tmp)
     missing = 0
     try:
         writer = _Writer(env)
@@ -95,15 +116,17 @@ def pack_lmdb(source, out, root, split):
         writer.flush()
         env.sync(True)
         env.close()
-        os.replace(tmp, out)
-    except BaseException:
+        replace_checked(tmp, out)
+    except BaseException as exc:
+        full = isinstance(exc, (OSError, lmdb.Error)) and no_space(exc, directory)
         env.close()
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if full:
+            raise disk_full_error(out) from None
+        if isinstance(exc, lmdb.Error):
+            raise UserError(f"--out {out}: writing the LMDB failed ({str(exc).splitlines()[0]})") from None
         raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp + "-lock")
     return missing
 
 
@@ -113,7 +136,7 @@ _READERS = {}   # path -> read-only environment: LMDB allows one open environmen
 def _reader(path):
     path = os.path.realpath(path)
     if path not in _READERS:
-        _READERS[path] = _open(path, write=False)
+        _READERS[path] = open_lmdb(path, "training LMDB")
     return _READERS[path]
 
 
@@ -136,14 +159,20 @@ class LmdbSource(Source):
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise UserError(f"{self.path}: LMDB file not found (make one with 'mimtrack pack-lmdb')")
+        _reader(self.path)   # UserError for a missing, foreign or truncated file
         try:
             meta = json.loads(self._get(b"__meta__"))
             boxes = np.frombuffer(self._get(b"__boxes__"), dtype=np.float64).reshape(-1, 4)
             visible = np.frombuffer(self._get(b"__visible__"), dtype=np.uint8).astype(bool)
         except Exception as exc:   # lmdb.Error, missing records, bad JSON
             raise UserError(f"{self.path}: not a mimtrack training LMDB ({type(exc).__name__}: {exc})") from None
-        if meta.get("format") != FORMAT:
-            raise UserError(f"{self.path}: not a mimtrack training LMDB (format {meta.get('format')!r})")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise UserError(f"{self.path}: not a mimtrack training LMDB (format {found!r})")
+        total = sum(meta.get("lengths", []))
+        if len(boxes) != total or len(visible) != total:
+            raise UserError(f"{self.path}: corrupt training LMDB ({len(boxes)} boxes, {len(visible)} visibility "
+                            f"flags for {total} frames)")
         if meta["dataset"] != dataset:
             raise UserError(f"{self.path}: holds {meta['dataset']!r}, but the recipe names {dataset!r}")
         self.name, self.is_video = dataset, meta["is_video"]

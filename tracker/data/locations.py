@@ -46,9 +46,14 @@ def resolve_locations(data_args, paths_file):
 
 
 def location_of(name, locations):
-    """The location of a recipe's dataset, or a one-line error saying how to give it."""
+    """The location of a recipe's dataset, or a one-line error saying how to give it. A recipe's ``got10k`` is
+    also found as ``--data got10k-lmdb=X.lmdb`` (and ``got10k-lmdb`` as ``got10k=X.lmdb``): one dataset, two
+    storage forms."""
     if name not in KNOWN_NAMES:
         raise UserError(f"unknown training dataset {name!r} in the recipe (known: {', '.join(KNOWN_NAMES)})")
+    other = name[:-5] if name.endswith("-lmdb") else f"{name}-lmdb"
+    if name not in locations and other in locations:
+        return locations[other]
     if name not in locations:
         raise UserError(f"the recipe trains on {name!r} but no location was given: add --data {name}=DIR "
                         f"or a '{name}: DIR' line to the --paths file")

@@ -120,14 +120,14 @@ def is_lmdb_path(path):
 
 def build_source(name, location, split=""):
     """The source for a recipe entry: ``name`` (lasot, got10k, trackingnet, coco, custom, photos, or NAME-lmdb),
-    its location and split. A location ending in ``.lmdb`` is read as an LMDB made by ``mimtrack pack-lmdb``."""
+    its location and split. A location that is a file (``X.lmdb``) is read as an LMDB made by ``mimtrack pack-lmdb``."""
     base = name[:-5] if name.endswith("-lmdb") else name
     if base not in (PACKABLE_NAMES if name.endswith("-lmdb") else SOURCE_NAMES):
         known = ", ".join(SOURCE_NAMES + tuple(f"{n}-lmdb" for n in PACKABLE_NAMES))
         raise UserError(f"unknown training dataset {name!r} (known: {known})")
     split = split or DEFAULT_SPLITS[base]
     location = os.fspath(location)
-    if name.endswith("-lmdb") or (base in PACKABLE_NAMES and is_lmdb_path(location)):
+    if name.endswith("-lmdb") or (base in PACKABLE_NAMES and (is_lmdb_path(location) or os.path.isfile(location))):
         from .lmdb_pack import LmdbSource
 
         return LmdbSource(location, base, split)

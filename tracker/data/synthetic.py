@@ -270,10 +270,15 @@ def sequence_names(fmt, count, split):
     return [f"Synthetic{k:03d}" for k in range(1, count + 1)]
 
 
-def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None):
+def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None,
+                   overwrite=False):
     """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
     to cut targets, backgrounds, distractors and occluders from (:class:`tracker.data.photos.PhotoVideo`)
-    instead of drawing procedural textures."""
+    instead of drawing procedural textures.
+
+    The target (``out``; GOT-10k: ``out/<split>``, so the splits can share a root) must be empty or absent: new
+    ground truth written over an old dataset's frames would not match them. ``overwrite`` deletes it first.
+    """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     split = split or DEFAULT_SPLITS[fmt]
@@ -293,6 +298,7 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         from .photos import PhotoBank
 
         bank = PhotoBank(photos)
+    _clear_target(os.path.join(out, split) if fmt == "got10k" else out, out, overwrite)
     if fmt == "coco":
         return write_coco(out, split, sequences, size, seed)
     names = sequence_names(fmt, sequences, split)
@@ -335,6 +341,23 @@ def _size(text):
     return width, height
 
 
+def _clear_target(target, out, overwrite):
+    """UserError when ``target`` holds anything (unless ``overwrite``: then it is deleted)."""
+    import shutil
+
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise UserError(f"--out {out}: {target} is a file, not a folder")
+    if not os.path.isdir(target) or not os.listdir(target):
+        return
+    if not overwrite:
+        raise UserError(f"--out {out}: {target} is not empty (new ground truth over old frames would not match "
+                        f"them); choose an empty folder or pass --overwrite to replace its content")
+    resolved = os.path.realpath(target)
+    if resolved in (os.path.realpath(os.sep), os.path.realpath(os.path.expanduser("~"))):
+        raise UserError(f"--out {out} --overwrite: refusing to delete {resolved}")
+    shutil.rmtree(target)
+
+
 def add_arguments(parser):
     parser.add_argument("--format", required=True, choices=FORMATS, help="the official layout to write")
     parser.add_argument("--out", required=True, help="dataset root folder")
@@ -347,11 +370,14 @@ def add_arguments(parser):
     parser.add_argument("--photos", default=None, metavar="DIR",
                         help="cut targets and scenes from the photos in DIR (e.g. from 'mimtrack collect-photos') "
                              "instead of procedural textures")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete what --out (GOT-10k: its split folder) holds first; without it a non-empty "
+                        "target is an error")
 
 
 def run(args):
     names = make_synthetic(args.format, args.out, args.sequences, args.frames, _size(args.size), args.seed,
-                           args.split, args.photos)
+                           args.split, args.photos, overwrite=args.overwrite)
     unit = "images" if args.format == "coco" else f"sequences x {args.frames} frames"
     print(f"{args.out}: {len(names)} {args.format} {unit}")
     return 0

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 4 -m mimtrack.cli train vit_base_256_ce --output runs/base --paths paths.yaml --device cuda
     mimtrack train vit_tiny_256_ce --output runs/tiny --paths paths.yaml --resume   # after a stop or a crash
 
-Ctrl-C / SIGTERM checkpoints the exact position (epoch, step, optimizer, RNG) and exits; --resume continues it.
+Ctrl-C / SIGTERM checkpoints the exact position (epoch, step, optimizer, RNG) and exits 130 / 143 (not finished);
+--resume continues it.
 """
 
 
@@ -27,14 +28,14 @@ def run(args):
     from mimtrack.errors import UserError
     from tracker.config import load_tracker_config
     from tracker.data import resolve_locations
-    from tracker.train.trainer import Trainer, data_loader_factory
+    from tracker.train.trainer import Trainer, check_train_config, data_loader_factory
 
     overrides = list(args.overrides)
     if args.epochs is not None:
         if args.epochs <= 0:
             raise UserError(f"--epochs {args.epochs}: must be > 0")
         overrides.append(f"train.epochs={args.epochs}")
-    cfg = load_tracker_config(args.config, overrides)
+    cfg = check_train_config(load_tracker_config(args.config, overrides))
     if not cfg.data.train:
         raise UserError(f"config {args.config}: data.train lists no datasets to train on")
     locations = resolve_locations(args.data, args.paths)

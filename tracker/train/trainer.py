@@ -32,6 +32,20 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
 
 
+def check_train_config(cfg):
+    """UserError, naming the key, for settings that cannot train (before any data is listed)."""
+    t, d = cfg.train, cfg.data
+    for key, value, low in (("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1),
+                            ("train.max_nan_steps", t.max_nan_steps, 1), ("data.samples_per_epoch",
+                            d.samples_per_epoch, 1), ("data.num_workers", d.num_workers, 0),
+                            ("train.checkpoint_every", t.checkpoint_every, 0), ("train.val_every", t.val_every, 0)):
+        if value < low:
+            raise UserError(f"config {key}={value}: must be >= {low}")
+    if d.val and d.val_samples < 1:
+        raise UserError(f"config data.val_samples={d.val_samples}: must be >= 1 when data.val is set")
+    return cfg
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -94,13 +108,17 @@ class Trainer:
         self.device = self.dist.device
         self.on_step = on_step
         self.progress = progress and self.dist.is_main
-        self.train_cfg = cfg.train
+        self.train_cfg = check_train_config(cfg).train
         self._check_amp()
 
         resume_path = trainstate.latest_checkpoint(self.output_dir) if resume else None
         if not resume and os.path.isfile(os.path.join(self.output_dir, trainstate.LAST_NAME)):
             raise UserError(f"--output {self.output_dir}: already holds a run (last.pth); "
                             "pass --resume to continue it or choose another folder")
+        if self.dist.is_main:
+            trainstate.remove_stale_temp_files(self.output_dir, log=lambda m: print(m, file=sys.stderr))
+            if resume and resume_path is None:
+                print(f"--resume: no checkpoint in {self.output_dir}; starting from scratch", file=sys.stderr)
         from tracker.model import build_model
 
         seed_everything(self.train_cfg.seed)  # same initial weights on every rank
@@ -113,6 +131,8 @@ class Trainer:
         self.epoch, self.step, self.global_step = 0, 0, 0
         self.nan_streak = 0
         self._resume_rng = None
+        self._totals = None          # the running sums of the epoch in progress (kept in mid-epoch checkpoints)
+        self._resume_totals = None
         seed_everything(self.train_cfg.seed + self.dist.rank)  # per-rank randomness (drop-path)
         if resume_path:
             self._load(resume_path)
@@ -159,6 +179,9 @@ class Trainer:
         self.global_step = int(ckpt.get("global_step", 0))
         ranks = ckpt.get("rng_ranks")
         self._resume_rng = ranks[self.dist.rank] if ranks and len(ranks) == self.dist.world_size else ckpt["rng"]
+        totals = ckpt.get("epoch_totals")
+        if self.step and totals:
+            self._resume_totals = totals[self.dist.rank] if isinstance(totals, list) else totals
         if self.dist.is_main:
             print(f"resuming from {path}: epoch {self.epoch}, step {self.step} in it", file=sys.stderr)
 
@@ -172,10 +195,20 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng, "config": to_dict(self.cfg),
         }
-        if self.dist.distributed:  # every rank's generators, so each resumes its own stream
+        totals = None
+        if self.step and self._totals is not None:   # mid-epoch: the resumed epoch's record covers every step
+            totals = {"sums": [float(v) for v in self._totals["sums"]],
+                      **{k: int(v) for k, v in self._totals.items() if k != "sums"}}
+        if self.dist.distributed:  # every rank's generators (and sums), so each resumes its own stream
             gathered = [None] * self.dist.world_size
             torch.distributed.all_gather_object(gathered, rng)
             payload["rng_ranks"] = gathered
+            if totals is not None:
+                gathered = [None] * self.dist.world_size
+                torch.distributed.all_gather_object(gathered, totals)
+                totals = gathered
+        if totals is not None:
+            payload["epoch_totals"] = totals
         return payload
 
     def save(self, keep_epoch_copy=False):
@@ -189,6 +222,27 @@ class Trainer:
             trainstate.save_checkpoint(last, payload)
         distributed.barrier()
         return last
+
+    def trim_metrics(self):
+        """Make ``metrics.jsonl`` hold exactly the records of the state being resumed (none for a fresh start):
+        epochs logged after the checkpoint (a run killed between its log line and its checkpoint) would otherwise
+        be logged twice, and a half-written last line would break every reader."""
+        path = os.path.join(self.output_dir, "metrics.jsonl")
+        if not self.dist.is_main or not os.path.isfile(path):
+            return
+        kept = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    epoch, step = int(record["epoch"]), int(record.get("step", 0))
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if epoch < self.epoch or (record.get("phase") == "nan" and epoch == self.epoch and step <= self.step):
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        from mimtrack.fileio import write_text_atomic
+
+        write_text_atomic(path, "".join(kept))
 
     def log(self, record):
         if not self.dist.is_main:
@@ -298,8 +352,12 @@ class Trainer:
         self.net.train()
         keep_rate = keep_rate_for_epoch(self.cfg, epoch)
         iterator, total = self._epoch_batches(epoch)
-        sums = torch.zeros(len(STAT_KEYS), dtype=torch.float64)
-        applied, skipped, samples, redrawn, start = 0, 0, 0, 0, time.perf_counter()
+        resumed = self._resume_totals or {}
+        self._resume_totals = None
+        totals = self._totals = {"sums": torch.tensor(resumed.get("sums", [0.0] * len(STAT_KEYS)), dtype=torch.float64),
+                                 "applied": resumed.get("applied", 0), "skipped": resumed.get("skipped", 0),
+                                 "redrawn": resumed.get("redrawn", 0)}
+        samples, start = 0, time.perf_counter()
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -311,13 +369,13 @@ class Trainer:
             if ok:
                 self.global_step += 1
                 self.nan_streak = 0
-                applied += 1
-                sums += torch.tensor([float(stats[k]) for k in STAT_KEYS], dtype=torch.float64)
+                totals["applied"] += 1
+                totals["sums"] += torch.tensor([float(stats[k]) for k in STAT_KEYS], dtype=torch.float64)
             else:
-                skipped += 1
+                totals["skipped"] += 1
                 self._nan(stats)
             samples += int(batch["search"].shape[0])
-            redrawn += int(torch.as_tensor(batch.get("skipped", 0)).sum())
+            totals["redrawn"] += int(torch.as_tensor(batch.get("skipped", 0)).sum())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(stats['loss']):.3f}", iou=f"{float(stats['iou']):.3f}")
@@ -333,7 +391,8 @@ class Trainer:
                 return False
         if bar is not None:
             bar.close()
-        means = distributed.all_reduce_mean((sums / max(applied, 1)).to(self.device)).cpu()
+        self._totals = None
+        means = distributed.all_reduce_mean((totals["sums"] / max(totals["applied"], 1)).to(self.device)).cpu()
         elapsed = time.perf_counter() - start
         record = {"phase": "train", "epoch": epoch, "step": self.global_step}
         record.update({k: float(v) for k, v in zip(STAT_KEYS, means)})
@@ -341,7 +400,7 @@ class Trainer:
                        "lr_backbone": float(self.optimizer.param_groups[1]["lr"]),
                        "keep_rate": keep_rate if keep_rate is not None else 1.0,
                        "samples_per_s": samples * self.dist.world_size / max(elapsed, 1e-9),
-                       "nan_steps": skipped, "skipped": redrawn})
+                       "nan_steps": totals["skipped"], "skipped": totals["redrawn"]})
         self.log(record)
         return True
 
@@ -364,6 +423,7 @@ class Trainer:
     def fit(self):
         """Train until ``train.epochs``; returns the path of the final (or stop-signal) checkpoint."""
         os.makedirs(self.output_dir, exist_ok=True)
+        self.trim_metrics()
         self.write_config()
         t = self.train_cfg
         last = os.path.join(self.output_dir, trainstate.LAST_NAME)
@@ -371,6 +431,7 @@ class Trainer:
             while self.epoch < t.epochs:
                 epoch = self.epoch
                 if not self.train_epoch(epoch, stop):
+                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                     return last
                 self.epoch, self.step = epoch + 1, 0
                 self.scheduler.step()
@@ -382,6 +443,8 @@ class Trainer:
                 if self._any_rank(stop.requested):
                     if not (periodic or self.epoch == t.epochs):
                         last = self.save()
+                    if self.epoch < t.epochs:
+                        stop.raise_if_signalled()
                     return last
         if self.tensorboard is not None:
             self.tensorboard.close()
