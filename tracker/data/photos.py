@@ -27,6 +27,7 @@ import os
 import cv2
 import numpy as np
 
+from evaluation.datasets._common import list_frames, natural_key
 from mimtrack.errors import UserError
 
 from .sources import CorruptFrame, Source, TrainSequence
@@ -36,24 +37,19 @@ MAX_SIDE = 1024          # photos are downscaled to this longest side on load (w
 MIN_SIDE = 64            # smaller images cannot give a background or a region worth tracking
 
 
-def _natural_key(path):
-    import re
-
-    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", path)]
-
-
 def list_photos(folder):
-    """Image files below ``folder`` (recursively), in natural order; UserError when there are none."""
+    """Image files below ``folder`` (each folder's in natural order, folders in natural order too); UserError when
+    there are none."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise UserError(f"{folder}: photo folder not found")
     paths = []
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise_unreadable):
-        dirnames.sort()
-        paths += [os.path.join(dirpath, n) for n in filenames if n.lower().endswith(PHOTO_EXTENSIONS)]
+    for dirpath, dirnames, _ in os.walk(folder, onerror=_raise_unreadable):
+        dirnames.sort(key=natural_key)
+        paths += list_frames(dirpath, PHOTO_EXTENSIONS)
     if not paths:
         raise UserError(f"{folder}: no photos found ({', '.join(e[1:] for e in PHOTO_EXTENSIONS)})")
-    return sorted(paths, key=_natural_key)
+    return paths
 
 
 def _raise_unreadable(error):
