@@ -147,3 +147,28 @@ def test_eval_ci_got10k_table_matrix_and_json(tmp_path, capsys):
     assert data["B"]["ci"]["differences"]["A"]["difference"] == pytest.approx(-difference["difference"])
     assert data["B"]["ci"]["differences"]["A"]["p_value"] == difference["p_value"]
     assert "AO difference, paired bootstrap over 6 sequences" in out and "Two-sided p-value" in out
+
+
+def test_eval_ci_ope_intervals_for_every_column(tmp_path, capsys):
+    from evaluation import cli
+
+    assert cli.DEFAULT_RESAMPLES == bootstrap.DEFAULT_RESAMPLES  # kept apart so that --help imports no numpy
+    rng = np.random.default_rng(5)
+    gts = {name: fab.random_boxes(rng, 30) for name in ("Basketball", "Crossing", "Walking", "Jogging")}
+    fab.make_otb(tmp_path / "otb", gts)
+    for tracker, noise in (("A", 1.0), ("B", 1.0)):
+        for name, gt in gts.items():
+            fab.write_table(tmp_path / tracker / f"{name}.txt", np.round(gt + rng.normal(0, noise, gt.shape), 2))
+    argv = ["eval", "--dataset", "otb", "--root", str(tmp_path / "otb"), "--results", str(tmp_path / "A"),
+            str(tmp_path / "B"), str(tmp_path / "A"), "--names", "A", "B", "A2", "--json", str(tmp_path / "s.json"),
+            "--ci", "--ci-resamples", "500", "--ci-seed", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert set(data["A"]["ci"]["intervals"]) == set(OPE)
+    assert data["A"]["ci"]["differences"]["A2"] == {"difference": 0.0, "interval": [0.0, 0.0], "p_value": 1.0}
+    assert data["A"]["ci"]["intervals"] == data["A2"]["ci"]["intervals"]
+    header = next(line for line in out.splitlines() if line.startswith("Tracker"))
+    assert header.split() == ["Tracker", "AUC", "OP50", "OP75", "P@20", "NP@0.20"]
+    assert "AUC difference, paired bootstrap over 4 sequences (500 resamples, seed 3)" in out
+    assert main(argv) == 0 and json.loads((tmp_path / "s.json").read_text()) == data  # seeded: the same again
