@@ -87,4 +87,4 @@ def test_cli(tmp_path, capsys):
     assert cli.main(["make-synthetic", "--format", "otb", "--out", str(tmp_path), "--size", "big"]) == 2
     assert "--size 'big': expected WIDTHxHEIGHT" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli.main(["make-synthetic", "--format", "mot", "--out", str(tmp_path)])
+        cli.main(["make-synthetic", "--format", "nosuchformat", "--out", str(tmp_path)])
