@@ -103,7 +103,8 @@ def main(argv=None):
     print(f"{'variant':<13} {'device':<6} {'batch':>5} {'img/s':>9} {'peak RSS MiB':>13}  (threads "
           f"{results[0]['threads']})")
     for r in results:
-        print(f"{r['variant']:<13} {r['device']:<6} {r['batch']:>5} {r['images_per_s']:>9.2f} {r['peak_rss_mib']:>13.1f}"
+        print(f"{r['variant']:<13} {r['device']:<6} {r['batch']:>5} {r['images_per_s']:>9.2f} "
+              f"{r['peak_rss_mib']:>13.1f}"
               + (f"  (CUDA peak {r['peak_cuda_mib']} MiB)" if "peak_cuda_mib" in r else ""))
     return 0
 

@@ -122,6 +122,17 @@ def latest_checkpoint(output_dir):
     return os.path.join(output_dir, max(numbered)[1])
 
 
+def worker_ignores_stop_signals(_worker_id=None):
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT / SIGTERM and leave stopping to the main process.
+
+    ``timeout``, a terminal's Ctrl-C and job schedulers signal the whole process group; a worker killed by SIGTERM
+    makes torch raise "DataLoader worker ... is killed by signal" in the main process while it writes its stop
+    checkpoint, a traceback instead of a clean exit. The main process's :class:`StopSignals` saves and returns; the
+    workers end when their loader is shut down (or when they see the main process gone)."""
+    for sig in StopSignals.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class StopSignals:
     """Context manager turning SIGINT / SIGTERM into a flag the training loop polls.
 

@@ -22,7 +22,8 @@ from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
 from mimtrack.trainstate import (LAST_NAME, StopSignals, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
-                                 remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
+                                 remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state,
+                                 worker_ignores_stop_signals)
 from pretrain.data import EpochSampler, build_dataset, collate_skipping
 
 
@@ -177,6 +178,7 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=t.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                 collate_fn=collate_skipping, pin_memory=device.type == "cuda", drop_last=True,
+                worker_init_fn=worker_ignores_stop_signals,
                 generator=torch.Generator().manual_seed(t.seed + epoch))  # keeps the global RNG untouched
             net.train()
             sums, seen, skipped, started = {}, 0, [], time.time()

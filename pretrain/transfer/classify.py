@@ -207,7 +207,7 @@ def _loaders(cfg, train_samples, val_samples, probe, info):
     sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
                                                    seed=cfg.train.seed) if info.distributed else None)
     common = dict(num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda",
-                  persistent_workers=cfg.data.num_workers > 0)
+                  persistent_workers=cfg.data.num_workers > 0, worker_init_fn=trainstate.worker_ignores_stop_signals)
     train_loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
                                                sampler=sampler, drop_last=True, **common)
     val_loader = torch.utils.data.DataLoader(val_set, cfg.data.batch_size, shuffle=False, **common)

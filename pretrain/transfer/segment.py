@@ -247,6 +247,7 @@ def run(args):
         sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, seed=cfg.train.seed)
                    if info.distributed else None)
         loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
+                                             worker_init_fn=trainstate.worker_ignores_stop_signals,
                                              sampler=sampler, drop_last=len(train_set) >= cfg.data.batch_size,
                                              num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
         val_set = ADE20KDataset(val_pairs, cfg.data, train=False)

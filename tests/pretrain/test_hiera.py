@@ -237,10 +237,10 @@ def test_analyze_accepts_a_hiera_checkpoint(tmp_path, capsys):
 
     images = make_class_images(tmp_path / "imgs")
     torch.manual_seed(0)
-    torch.save({"model": {"module.model." + k: v for k, v in HieraClassifier(3, **TINY, img_size=64).state_dict().items()}},
-               tmp_path / "hiera.pth")
-    torch.save({"model": VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=12, num_heads=4).state_dict()},
-               tmp_path / "vit.pth")
+    hiera = HieraClassifier(3, **TINY, img_size=64)
+    torch.save({"model": {"module.model." + k: v for k, v in hiera.state_dict().items()}}, tmp_path / "hiera.pth")
+    vit = VisionTransformer(img_size=64, patch_size=16, embed_dim=32, depth=12, num_heads=4)
+    torch.save({"model": vit.state_dict()}, tmp_path / "vit.pth")
     out = tmp_path / "out"
     assert cli.main(["analyze", "--images", str(images), "--checkpoint", str(tmp_path / "hiera.pth"),
                      "--output", str(out), "--batch-size", "5", "--img-size", "64"]) == 0, capsys.readouterr().err

@@ -61,7 +61,8 @@ def test_rpe_checkpoints_load_both_ways_with_mae_lites_layout(tmp_path):
     assert {k for k in mlite if k.startswith("blocks.1.attn.")} == {
         f"blocks.1.attn.{k}" for k in ("qkv.weight", "q_bias", "v_bias", "relative_position_bias_table",
                                        "relative_position_index", "proj.weight", "proj.bias")}
-    assert torch.equal(mlite["blocks.0.attn.relative_position_index"], ours.backbone.blocks[0].attn.relative_position_index)
+    index = ours.backbone.blocks[0].attn.relative_position_index
+    assert torch.equal(mlite["blocks.0.attn.relative_position_index"], index)
     torch.save({"model": {"module.model." + k: v for k, v in mlite.items()}}, tmp_path / "ft_rpe.pth")
     # MAE-Lite -> ours: every encoder tensor loads (the index is recomputed), the classifier head is left out
     fresh = ViTClassifier(create_vit("vit_tiny", img_size=64, depth=2, rel_pos_bias=True), 10).eval()

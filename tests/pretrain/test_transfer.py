@@ -216,3 +216,18 @@ def test_randaugment_posterize_at_magnitude_10_gives_black_instead_of_raising():
     assert np.asarray(AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img)).max() == 0
     kept = np.asarray(AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=5)(img))  # 4 - int(2) = 2 bits: 200 -> 192
     assert (kept == 192).all()
+
+
+def test_loader_workers_leave_stop_signals_to_the_main_process(tmp_path):
+    """A process-group SIGTERM (timeout, Ctrl-C, schedulers) must not kill workers under the stopping trainer."""
+    import signal
+
+    from mimtrack.trainstate import worker_ignores_stop_signals
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker_ignores_stop_signals(0)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN == signal.getsignal(signal.SIGINT)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
