@@ -51,3 +51,17 @@ def terminate_pool(pool):
         if process.is_alive():
             process.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_worker(parent_pid, initializer, *args):
+    """A pool ``initializer`` that first ties the worker to its parent, then runs ``initializer(*args)``.
+
+    ``initializer`` is named ``"package.module:function"``: a function object would be unpickled, its module (and
+    torch with it: seconds, minutes on a loaded machine) imported, before this could run, and a parent killed
+    meanwhile would leave the worker behind.
+    """
+    import importlib
+
+    die_with_parent(parent_pid)
+    module, _, name = initializer.partition(":")
+    getattr(importlib.import_module(module), name)(*args)

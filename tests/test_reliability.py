@@ -179,6 +179,14 @@ def _alive(pid):
         return False
 
 
+def _has_torch(pid):
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libtorch" in f.read()
+    except OSError:
+        return False
+
+
 def _wait_for(condition, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,11 +199,11 @@ def _wait_for(condition, timeout):
 
 @pytest.fixture(scope="module")
 def long_otb(tmp_path_factory):
-    """Four OTB sequences of 300 frames: a --workers 2 run takes long enough to be stopped in the middle."""
+    """Four OTB sequences of 600 frames: a --workers 2 run takes long enough to be stopped in the middle."""
     from tests.fabricate import make_otb
 
     root = tmp_path_factory.mktemp("long_otb")
-    make_otb(root, {name: [[10, 8, 20, 16]] * 300 for name in ("Basketball", "Car4", "Crossing", "Dancer")},
+    make_otb(root, {name: [[10, 8, 20, 16]] * 600 for name in ("Basketball", "Car4", "Crossing", "Dancer")},
              frames=True)
     return root
 
@@ -211,11 +219,12 @@ def test_track_workers_die_with_their_parent(long_otb, tmp_path, sig):
     try:
         workers = _wait_for(lambda: len(_children(parent.pid)) == 2 and _children(parent.pid), 300)
         assert workers, "the two workers never started"
-        time.sleep(2.0)   # let them load the tracker and start on a sequence
+        # stop them once they run their initializer (torch imported: it comes with the pickled function)
+        assert _wait_for(lambda: all(_has_torch(p) for p in workers), 300)
         parent.send_signal(sig)
         rc = parent.wait(timeout=300)
-        assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
-        assert _wait_for(lambda: not any(_alive(p) for p in workers), 20), "workers outlived their parent"
+        assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL), parent.stdout.read().decode()
+        assert _wait_for(lambda: not any(_alive(p) for p in workers), 120), "workers outlived their parent"
         if sig == signal.SIGTERM:
             assert "Traceback" not in parent.stderr.read().decode()
     finally:
@@ -528,7 +537,8 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, capsys):
     from tracker.inference import DEMO_WEIGHTS
 
     state = torch.load(DEMO_WEIGHTS, weights_only=True)
-    state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state["net"].items()}
+    state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                    for k, v in state["net"].items()}
     torch.save(state, tmp_path / "nan.pth")
     frames = numbered_frames(tmp_path / "frames", 3)
     assert cli.main(["demo", str(frames), "--init", "10,10,30,30", "--config", "smoke_cpu", "--checkpoint",

@@ -17,7 +17,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.processes import terminate_pool
+from mimtrack.processes import start_worker, terminate_pool
 
 # Test splits whose ground truth is withheld: after tracking them we pack the server submission zip.
 SUBMISSION_PACKERS = {("got10k", "test"): "pack_got10k", ("trackingnet", "test"): "pack_trackingnet"}
@@ -105,14 +105,12 @@ def run_job(tracker, job, results_dir, dataset):
 _WORKER_TRACKER = None
 
 
-def _init_worker(tracker_args, threads, parent_pid):
+def _init_worker(tracker_args, threads):
     import torch
 
-    from mimtrack.processes import die_with_parent
     from tracker.inference import load_tracker
 
     global _WORKER_TRACKER
-    die_with_parent(parent_pid)   # a killed `mimtrack track` takes its workers with it
     torch.set_num_threads(threads)
     _WORKER_TRACKER = load_tracker(**dict(tracker_args, threads=threads))
 
@@ -160,8 +158,10 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
         del tracker
         threads = tracker_args["threads"] or max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                    initargs=(tracker_args, threads, os.getpid())) as pool:
+        # start_worker: a killed `mimtrack track` takes its workers with it, even while they start
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
+                                                    initargs=(os.getpid(), "tracker.runner:_init_worker",
+                                                              tracker_args, threads)) as pool:
             futures = [pool.submit(_run_in_worker, job, results_dir, dataset) for job in jobs]
             try:
                 for future in concurrent.futures.as_completed(futures):
