@@ -14,15 +14,37 @@ def _data_file(path):
     return os.path.join(path, "data.mdb") if os.path.isdir(path) else path
 
 
+_READERS = {}   # real path -> read-only environment: py-lmdb allows one open environment per file and process
+
+
 def open_lmdb(path, what="LMDB"):
-    """A read-only environment on ``path`` (file or ``data.mdb`` folder), its size checked against its header.
+    """The read-only environment on ``path`` (file or ``data.mdb`` folder), its size checked against its header
+    when first opened; one per file and process, shared by every reader (training sources, pre-training data).
 
     No lock file is used (the file is never written while read), so a read-only folder works. UserError, one line
-    naming the file, for a missing, foreign, corrupt or truncated file.
+    naming the file, for a missing, foreign, corrupt or truncated file. Callers keep no reference across a fork:
+    the environments are closed before one (see below) and reopened on the next call.
     """
+    key = os.path.realpath(path)
+    if key not in _READERS:
+        _READERS[key] = _open_checked(os.fspath(path), what)
+    return _READERS[key]
+
+
+def close_readers():
+    # py-lmdb's "already open in this process" registry survives a fork, so a DataLoader worker could not open
+    # a file its parent has open: close them all before forking (the parent reopens on its next read).
+    for env in _READERS.values():
+        env.close()
+    _READERS.clear()
+
+
+os.register_at_fork(before=close_readers)
+
+
+def _open_checked(path, what):
     import lmdb
 
-    path = os.fspath(path)
     data = _data_file(path)
     if not os.path.isfile(data):
         raise UserError(f"{path}: {what} not found")

@@ -71,7 +71,6 @@ class ImageSource:
         else:
             train = os.path.join(root, "train")
             self.lmdb_path = train if _is_lmdb(train) else root if _is_lmdb(root) else None
-        self._env = None
         if self.lmdb_path:
             self.names = self._lmdb_keys()
             where = self.lmdb_path
@@ -83,9 +82,9 @@ class ImageSource:
         self.where = where
 
     def _open(self):
-        if self._env is None:
-            self._env = open_lmdb(self.lmdb_path)   # size checked against the header: no bus error when truncated
-        return self._env
+        # One environment per file and process (mimtrack.lmdbfile), its size checked against the header: no bus
+        # error when truncated. Not kept here: it is closed before a fork and reopened on the next call.
+        return open_lmdb(self.lmdb_path)
 
     def _lmdb_keys(self):
         import lmdb
@@ -97,7 +96,6 @@ class ImageSource:
             raise UserError(f"--data {self.lmdb_path}: not a readable LMDB ({exc})") from None
         except UserError as exc:
             raise UserError(f"--data {exc}") from None
-        self._env = None  # re-opened lazily in each worker process
         return [k for k in keys if not k.startswith("__")]
 
     def __len__(self):
@@ -114,9 +112,6 @@ class ImageSource:
                 return f.read()
         except OSError:
             return b""
-
-    def __getstate__(self):
-        return {**self.__dict__, "_env": None}
 
     def check_readable(self, probe=8):
         """UserError when none of the first ``probe`` images decodes (a folder of non-images)."""

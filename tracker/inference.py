@@ -27,7 +27,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The bundled demo tracker: package weights and the recipe they were trained with.
 DEMO_WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "demo.pth"
-DEMO_RECIPE = "smoke_cpu"   # experiments/tracking/smoke_cpu.yaml: the recipe demo.pth was trained with
+DEMO_RECIPE = "photos_cpu"   # experiments/tracking/photos_cpu.yaml: the recipe demo.pth was trained with
 NO_DEMO_WEIGHTS = "no bundled demo weights in this version: pass --config C --checkpoint W"
 
 

@@ -12,10 +12,12 @@ def _auc(boxes, gt):
     return curve_auc(success_curve(box_iou(np.asarray(boxes), gt)))
 
 
-def test_bundled_tracker_follows_the_real_can(shared_dir, one_torch_thread):
-    seq = load_dataset("otb", shared_dir / "data" / "real", sequences=["can"])[0]
+def test_bundled_tracker_follows_the_real_bag(shared_dir, one_torch_thread):
+    """The bag blown over grass (VOT's bag): holding the first box scores 0.07 AUC, the previous bundled tracker
+    (synthetic textures only) 0.27, the current one 0.43."""
+    seq = load_dataset("otb", shared_dir / "data" / "real", sequences=["bag"])[0]
     tracker = load_tracker()
     tracker.initialize(read_image_rgb(seq.frames[0]), seq.ground_truth[0])
     boxes = [seq.ground_truth[0]] + [tracker.track(read_image_rgb(f))["box"] for f in seq.frames[1:]]
     held = np.repeat(seq.ground_truth[:1], len(seq), axis=0)
-    assert _auc(boxes, seq.ground_truth) > _auc(held, seq.ground_truth) + 0.2
+    assert _auc(boxes, seq.ground_truth) > _auc(held, seq.ground_truth) + 0.25

@@ -130,25 +130,8 @@ def pack_lmdb(source, out, root, split):
     return missing
 
 
-_READERS = {}   # path -> read-only environment: LMDB allows one open environment per file and process
-
-
 def _reader(path):
-    path = os.path.realpath(path)
-    if path not in _READERS:
-        _READERS[path] = open_lmdb(path, "training LMDB")
-    return _READERS[path]
-
-
-def _close_readers():
-    # py-lmdb's "already open in this process" registry survives a fork, so a DataLoader worker could not open
-    # a file its parent has open: close them all before forking (the parent reopens on its next read).
-    for env in _READERS.values():
-        env.close()
-    _READERS.clear()
-
-
-os.register_at_fork(before=_close_readers)
+    return open_lmdb(path, "training LMDB")
 
 
 class LmdbSource(Source):
