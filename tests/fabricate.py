@@ -7,11 +7,24 @@ annotation files are written unless ``frames=True``, which writes small real
 JPEG images so that a tracker can run on the dataset.
 """
 
+import hashlib
 import os
 
 import numpy as np
 
 IMAGE_SIZE = (64, 48)  # (W, H) of fabricated frames
+
+
+def tree_digest(folder):
+    """SHA-256 over the names and bytes of every file below ``folder``, in a fixed order: equal iff the trees are."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(folder)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            h.update(name.encode())
+            with open(os.path.join(dirpath, name), "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
 
 # OTB100 frame ranges (1-based, inclusive); the GT rows cover only the range.
 OTB_RANGES = {"David": (300, 770), "BlurCar1": (247, 988), "BlurCar3": (3, 359), "BlurCar4": (18, 397),

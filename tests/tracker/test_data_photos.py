@@ -1,7 +1,6 @@
 """Training data from real photographs: ``make-synthetic --photos``, the ``photos`` still-pair source and
 ``collect-photos``."""
 
-import hashlib
 import os
 
 import cv2
@@ -14,6 +13,8 @@ from mimtrack.errors import UserError
 from tracker.data.photos import PhotoBank, PhotoPairSource, PhotoVideo, random_view
 from tracker.data.sources import build_source
 from tracker.data.synthetic import make_synthetic, random_texture
+
+from tests.fabricate import tree_digest
 
 
 @pytest.fixture
@@ -31,16 +32,6 @@ def photo_dir(tmp_path_factory):
         assert cv2.imwrite(str(folder / f"photo{k}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return folder
 
-
-def _digest(folder):
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(folder)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            h.update(name.encode())
-            with open(os.path.join(dirpath, name), "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()
 
 
 def test_video_layouts_load_for_evaluation_and_training(photo_dir, tmp_path):
@@ -66,7 +57,7 @@ def test_video_layouts_load_for_evaluation_and_training(photo_dir, tmp_path):
 def test_deterministic_per_seed(photo_dir, tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         make_synthetic("got10k", tmp_path / name, sequences=2, frames=15, size=(64, 48), seed=seed, photos=photo_dir)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") != tree_digest(tmp_path / "c")
 
 
 @pytest.mark.parametrize("seed", range(6))

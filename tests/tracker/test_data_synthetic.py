@@ -1,6 +1,5 @@
 """``mimtrack make-synthetic``: official layouts that the evaluation readers and the training sources load."""
 
-import hashlib
 import os
 
 import numpy as np
@@ -11,16 +10,8 @@ from mimtrack import cli
 from tracker.data.sources import build_source
 from tracker.data.synthetic import SyntheticVideo, make_synthetic
 
+from tests.fabricate import tree_digest
 
-def _digest(folder):
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(folder)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            h.update(name.encode())
-            with open(os.path.join(dirpath, name), "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()
 
 
 def test_lasot_layout_loads_for_evaluation_and_training(tmp_path):
@@ -66,7 +57,7 @@ def test_deterministic_per_seed(tmp_path):
     make_synthetic("got10k", tmp_path / "a", sequences=2, frames=20, size=(64, 48), seed=3)
     make_synthetic("got10k", tmp_path / "b", sequences=2, frames=20, size=(64, 48), seed=3)
     make_synthetic("got10k", tmp_path / "c", sequences=2, frames=20, size=(64, 48), seed=4)
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") != tree_digest(tmp_path / "c")
 
 
 def test_frames_show_the_target_at_its_box():
