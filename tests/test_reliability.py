@@ -534,14 +534,14 @@ def test_a_corrupt_cached_onnx_graph_is_exported_again(tmp_path, capsys):
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, capsys):
     import torch
 
-    from tracker.inference import DEMO_WEIGHTS
+    from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
 
     state = torch.load(DEMO_WEIGHTS, weights_only=True)
     state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
                     for k, v in state["net"].items()}
     torch.save(state, tmp_path / "nan.pth")
     frames = numbered_frames(tmp_path / "frames", 3)
-    assert cli.main(["demo", str(frames), "--init", "10,10,30,30", "--config", "smoke_cpu", "--checkpoint",
+    assert cli.main(["demo", str(frames), "--init", "10,10,30,30", "--config", DEMO_RECIPE, "--checkpoint",
                      str(tmp_path / "nan.pth")]) == 2
     assert "non-finite weights" in one_line_error(capsys.readouterr().err, "demo")
 
