@@ -110,6 +110,7 @@ class TrainConfig:
     ce_warm_epoch: int = 80
     amp: str = "none"               # none | bf16 | fp16 (GPU only)
     pretrained: str | None = None   # backbone initialisation: a MAE / MAE-Lite / DeiT / timm checkpoint
+    init: str | None = None         # fine-tuning: a tracker checkpoint whose whole network (backbone + head) starts the run
     checkpoint_every: int = 20      # epochs
     val_every: int = 20             # epochs
     seed: int = 42

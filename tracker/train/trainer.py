@@ -43,6 +43,9 @@ def check_train_config(cfg):
             raise UserError(f"config {key}={value}: must be >= {low}")
     if d.val and d.val_samples < 1:
         raise UserError(f"config data.val_samples={d.val_samples}: must be >= 1 when data.val is set")
+    if t.init and t.pretrained:
+        raise UserError(f"config train.init={t.init} and train.pretrained={t.pretrained}: set one (init loads the "
+                        "whole tracker, pretrained only its backbone)")
     return cfg
 
 
@@ -123,6 +126,11 @@ class Trainer:
 
         seed_everything(self.train_cfg.seed)  # same initial weights on every rank
         model = build_model(cfg, pretrained=None if resume_path else self.train_cfg.pretrained)
+        if self.train_cfg.init and not resume_path:
+            from tracker.checkpoints import load_tracker_weights
+
+            # strict: the recipe must describe the same network; fp16 weights are copied into the fp32 parameters
+            load_tracker_weights(model, self.train_cfg.init)
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, self.train_cfg)
         self.scheduler = build_scheduler(self.optimizer, self.train_cfg)
