@@ -1,5 +1,12 @@
 from setuptools import find_packages, setup
 
+# One import root: the folders at the top of the repository install as sub-packages of `mimtrack`
+# (`tracker/` -> `mimtrack.tracker`, ...), so nothing else lands in site-packages and a user's own `tracker/`
+# folder cannot shadow ours.
+SUBPACKAGES = ("tracker", "pretrain", "evaluation", "experiments")
+PACKAGES = ["mimtrack"] + [f"mimtrack.{name}" for name in
+                           find_packages(include=[p for sub in SUBPACKAGES for p in (sub, f"{sub}.*")])]
+
 setup(
     name="mimtrack",
     version="0.1.0",
@@ -9,12 +16,12 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["mimtrack", "evaluation", "evaluation.*", "pretrain", "pretrain.*",
-                                    "tracker", "tracker.*", "experiments", "experiments.*"]),
+    packages=PACKAGES,
+    package_dir={"mimtrack": "mimtrack", **{f"mimtrack.{sub}": sub for sub in SUBPACKAGES}},
     package_data={
-        "experiments": ["*/*.yaml"],
-        "evaluation": ["datasets/splits/*"],
-        "tracker": ["weights/*.pth"],
+        "mimtrack.experiments": ["*/*.yaml"],
+        "mimtrack.evaluation": ["datasets/splits/*"],
+        "mimtrack.tracker": ["weights/*.pth"],
     },
     install_requires=[
         "numpy>=1.23",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/compute_floor.py [--config vit_tiny_256_ce] [--threads N]
 
 Counts the floating-point operations of one tracking step as the backends run it (template tokens cached,
-:meth:`tracker.model.OSTrack.locate`: backbone with candidate elimination, score head, size/offset at the peak) and
+:meth:`mimtrack.tracker.model.OSTrack.locate`: backbone with candidate elimination, score head, size/offset at the peak) and
 of the full-map forward, with ``torch.utils.flop_counter``; then times a large float32 matrix product (2048^3, the
 best case for any BLAS) on the same threads. Network time can not go below flops / peak: every backend that keeps
 float32 arithmetic (and so the same boxes) is bounded by it. The reference end to end time is 42 ms per frame.
@@ -24,9 +24,9 @@ REFERENCE_MS = 42.0
 
 
 def step_flops(config):
-    from tracker.config import load_tracker_config
-    from tracker.export import example_inputs
-    from tracker.model import build_model
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.export import example_inputs
+    from mimtrack.tracker.model import build_model
 
     cfg = load_tracker_config(config)
     model = build_model(cfg).eval()
@@ -55,7 +55,7 @@ def gemm_peak(size=2048, repeats=10):
 
 
 def main(argv=None):
-    from tracker.backends import physical_cores
+    from mimtrack.tracker.backends import physical_cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="vit_tiny_256_ce")

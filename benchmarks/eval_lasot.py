@@ -69,7 +69,7 @@ def write_rows(path, rows, fmt, delimiter=","):
 
 
 def fabricate(root, results_root, n_trackers, seed=0):
-    from evaluation.datasets import split_names
+    from mimtrack.evaluation.datasets import split_names
 
     rng = np.random.default_rng(seed)
     names = list(split_names("lasot", "test"))
@@ -105,7 +105,7 @@ def pytracking_style(root, results_root, n_trackers):
     visible) and the N x 21 / N x 51 threshold comparisons of the success and precision curves.
     Returns the AUC per tracker. A measure of that loading path and loop, not the original code.
     """
-    from evaluation.datasets import split_names
+    from mimtrack.evaluation.datasets import split_names
 
     def load_text(path, delimiters):
         for delimiter in delimiters:

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from evaluation.datasets import load_dataset
-from evaluation.io import format_boxes
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.io import format_boxes
 from mimtrack.fileio import write_text_atomic
 
 

@@ -38,9 +38,9 @@ def measure(variant, batch, steps, warmup, img_size, device, threads=None):
 
     if threads:
         torch.set_num_threads(threads)
-    from pretrain.distill import MAEPretraining
-    from pretrain.mae import mae_vit_base_patch16, mae_vit_tiny_patch16
-    from pretrain.mae_hiera import mae_hiera
+    from mimtrack.pretrain.distill import MAEPretraining
+    from mimtrack.pretrain.mae import mae_vit_base_patch16, mae_vit_tiny_patch16
+    from mimtrack.pretrain.mae_hiera import mae_hiera
 
     torch.manual_seed(0)
     if variant.startswith("hiera"):

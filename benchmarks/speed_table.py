@@ -44,8 +44,8 @@ def bench(backend, args, config, checkpoint):
 
 
 def track(backend, config, checkpoint, sequence, threads):
-    from evaluation.io import read_boxes
-    from tracker.inference import load_tracker, read_image_rgb
+    from mimtrack.evaluation.io import read_boxes
+    from mimtrack.tracker.inference import load_tracker, read_image_rgb
 
     frames = sorted((sequence / "img").glob("*.jpg"))
     gt = read_boxes(sequence / "groundtruth_rect.txt")
@@ -58,7 +58,7 @@ def track(backend, config, checkpoint, sequence, threads):
 
 
 def auc(boxes, gt):
-    from evaluation.metrics import box_iou, curve_auc, success_curve
+    from mimtrack.evaluation.metrics import box_iou, curve_auc, success_curve
 
     return float(curve_auc(success_curve(box_iou(boxes, gt))))
 
@@ -80,10 +80,10 @@ def main():
 
     import torch
 
-    from evaluation.metrics import box_iou
-    from tracker.checkpoints import save_tracker_checkpoint
-    from tracker.config import load_tracker_config
-    from tracker.model import build_model
+    from mimtrack.evaluation.metrics import box_iou
+    from mimtrack.tracker.checkpoints import save_tracker_checkpoint
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.model import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint

@@ -26,11 +26,11 @@ def main():
     parser.add_argument("--lmdb", action="store_true", help="also time the same data read from an LMDB")
     args = parser.parse_args()
 
-    from tracker.config import TrainDataset, load_tracker_config
-    from tracker.data import build_train_loader
-    from tracker.data.lmdb_pack import pack_lmdb
-    from tracker.data.sources import build_source
-    from tracker.data.synthetic import _size, make_synthetic
+    from mimtrack.tracker.config import TrainDataset, load_tracker_config
+    from mimtrack.tracker.data import build_train_loader
+    from mimtrack.tracker.data.lmdb_pack import pack_lmdb
+    from mimtrack.tracker.data.sources import build_source
+    from mimtrack.tracker.data.synthetic import _size, make_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "got10k")

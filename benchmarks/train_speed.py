@@ -29,9 +29,9 @@ def random_batch(cfg, batch):
 
 
 def measure(name, batch, steps, warmup=2):
-    from tracker.config import load_tracker_config
-    from tracker.train.optim import keep_rate_for_epoch
-    from tracker.train.trainer import Trainer
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.train.optim import keep_rate_for_epoch
+    from mimtrack.tracker.train.trainer import Trainer
 
     cfg = load_tracker_config(name, [f"train.batch_size={batch}", "train.pretrained=null"])
     with tempfile.TemporaryDirectory() as out:

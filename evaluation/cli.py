@@ -46,7 +46,7 @@ def add_arguments(parser):
     parser.add_argument("--ci-level", type=float, default=0.95, help="interval level (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes reading and scoring trackers in parallel (default: %(default)s)")
-    from evaluation import vot_cli
+    from mimtrack.evaluation import vot_cli
 
     vot_cli.add_arguments(parser)
 
@@ -72,7 +72,7 @@ _JOB = {}
 
 def _score_tracker(results_dir):
     """Read one tracker's results and score the sequences it has: (missing names, Scores)."""
-    from evaluation.results import load_results, load_times
+    from mimtrack.evaluation.results import load_results, load_times
 
     sequences, protocol, skip_missing = _JOB["sequences"], _JOB["protocol"], _JOB["skip_missing"]
     results, missing = load_results(results_dir, sequences, skip_missing=skip_missing)
@@ -100,13 +100,13 @@ def score_trackers(results_dirs, sequences, protocol, skip_missing=False, worker
 
 def evaluate(args):
     """Load, score and render everything; returns (text to print, {path: bytes to write})."""
-    from evaluation import report
-    from evaluation.datasets import default_split, load_dataset, split_names
-    from evaluation.protocols import get_protocol
+    from mimtrack.evaluation import report
+    from mimtrack.evaluation.datasets import default_split, load_dataset, split_names
+    from mimtrack.evaluation.protocols import get_protocol
 
     names = tracker_names(args.results, args.names)
     if args.dataset == "vot" or (args.protocol or "").startswith("vot-"):
-        from evaluation import vot_cli
+        from mimtrack.evaluation import vot_cli
 
         if args.dataset != "vot":
             raise UserError(f"--protocol {args.protocol}: only for --dataset vot")
@@ -140,7 +140,7 @@ def evaluate(args):
         lines.append(f"note: skipped {len(missing)} sequence(s) without results from every tracker ({shown})")
     comparison = None
     if args.ci:
-        from evaluation.bootstrap import compare
+        from mimtrack.evaluation.bootstrap import compare
 
         keys = [key for key, _ in report.columns_of(scores)]
         comparison = compare(scores, keys, keys[0], args.ci_resamples, args.ci_seed, args.ci_level)
@@ -163,7 +163,7 @@ def evaluate(args):
 
 
 def run(args):
-    from evaluation.report import write_bytes
+    from mimtrack.evaluation.report import write_bytes
     from mimtrack.fileio import check_output_path
 
     if args.json:

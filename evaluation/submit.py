@@ -32,7 +32,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from evaluation.datasets import load_dataset
+    from mimtrack.evaluation.datasets import load_dataset
 
     if not args.out.endswith(".zip"):
         raise UserError(f"--out {args.out}: the submission must be a .zip file")

@@ -13,8 +13,8 @@ import json
 import math
 import os
 
-from evaluation import vot
-from evaluation.report import _layout
+from mimtrack.evaluation import vot
+from mimtrack.evaluation.report import _layout
 from mimtrack.errors import UserError
 
 # (key, header, format) per protocol; fractions except the failure count.
@@ -151,7 +151,7 @@ def render_plots(protocol, scores, stack):
 
 def evaluate(args, names):
     """(text, {path: bytes}) for ``mimtrack eval --dataset vot``."""
-    from evaluation.datasets import load_dataset
+    from mimtrack.evaluation.datasets import load_dataset
 
     if args.protocol not in vot.PROTOCOLS:
         raise UserError(f"--dataset vot: choose --protocol {' | '.join(vot.PROTOCOLS)}")

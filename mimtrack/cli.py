@@ -16,22 +16,22 @@ from mimtrack.errors import Stopped, UserError
 
 # name -> (module, one-line help). Kept here so `mimtrack --help` imports nothing heavy.
 SUBCOMMANDS = {
-    "eval": ("evaluation.cli", "score tracking results on a benchmark (AUC, precision, AO/SR)"),
-    "pack": ("evaluation.submit", "pack GOT-10k / TrackingNet test results into a server submission zip"),
-    "track": ("tracker.runner", "run a tracker over a benchmark and write result files"),
-    "vot-server": ("tracker.vot_server", "TraX server: let vot-toolkit run a mimtrack tracker (vot evaluate)"),
-    "demo": ("tracker.demo", "track one object in a video file or image folder"),
-    "train": ("tracker.train.cli", "train a tracker from a recipe (one process, or torchrun for DDP)"),
-    "make-synthetic": ("tracker.data.synthetic", "write a synthetic tracking dataset in an official layout"),
-    "collect-photos": ("tracker.data.photos", "write the real photographs installed packages ship into a folder"),
-    "pack-lmdb": ("tracker.data.lmdb_pack", "convert a training dataset into an LMDB"),
-    "export": ("tracker.export", "export a tracker network to ONNX"),
-    "bench": ("tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),
-    "pretrain": ("pretrain.main", "pre-train a ViT backbone (MAE-lite, distillation, D2, MoCo-v3)"),
-    "finetune": ("pretrain.transfer.finetune", "fine-tune a ViT classifier on an ImageNet-layout folder"),
-    "linprobe": ("pretrain.transfer.linprobe", "linear probing of a frozen ViT on an ImageNet-layout folder"),
-    "segment": ("pretrain.transfer.segment", "semantic segmentation transfer (ViT + Semantic FPN, ADE20K layout)"),
-    "analyze": ("pretrain.analysis.cli", "representation analysis: layer probing, CKA, attention distance / entropy"),
+    "eval": ("mimtrack.evaluation.cli", "score tracking results on a benchmark (AUC, precision, AO/SR)"),
+    "pack": ("mimtrack.evaluation.submit", "pack GOT-10k / TrackingNet test results into a server submission zip"),
+    "track": ("mimtrack.tracker.runner", "run a tracker over a benchmark and write result files"),
+    "vot-server": ("mimtrack.tracker.vot_server", "TraX server: let vot-toolkit run a mimtrack tracker (vot evaluate)"),
+    "demo": ("mimtrack.tracker.demo", "track one object in a video file or image folder"),
+    "train": ("mimtrack.tracker.train.cli", "train a tracker from a recipe (one process, or torchrun for DDP)"),
+    "make-synthetic": ("mimtrack.tracker.data.synthetic", "write a synthetic tracking dataset in an official layout"),
+    "collect-photos": ("mimtrack.tracker.data.photos", "write the real photographs installed packages ship into a folder"),
+    "pack-lmdb": ("mimtrack.tracker.data.lmdb_pack", "convert a training dataset into an LMDB"),
+    "export": ("mimtrack.tracker.export", "export a tracker network to ONNX"),
+    "bench": ("mimtrack.tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),
+    "pretrain": ("mimtrack.pretrain.main", "pre-train a ViT backbone (MAE-lite, distillation, D2, MoCo-v3)"),
+    "finetune": ("mimtrack.pretrain.transfer.finetune", "fine-tune a ViT classifier on an ImageNet-layout folder"),
+    "linprobe": ("mimtrack.pretrain.transfer.linprobe", "linear probing of a frozen ViT on an ImageNet-layout folder"),
+    "segment": ("mimtrack.pretrain.transfer.segment", "semantic segmentation transfer (ViT + Semantic FPN, ADE20K layout)"),
+    "analyze": ("mimtrack.pretrain.analysis.cli", "representation analysis: layer probing, CKA, attention distance / entropy"),
 }
 
 

@@ -1,7 +1,7 @@
 """Typed configs: YAML recipes -> nested dataclasses, with ``--set key=value`` overrides.
 
-Every package describes its settings as dataclasses (``tracker.config``,
-``pretrain.config``); this module is the one loader for all of them:
+Every package describes its settings as dataclasses (``mimtrack.tracker.config``,
+``mimtrack.pretrain.config``); this module is the one loader for all of them:
 
     cfg = load_config(TrackerConfig, "vit_tiny_256_ce", kind="tracking", overrides=["test.device=cuda"])
 
@@ -22,7 +22,7 @@ from mimtrack.errors import UserError
 
 def recipe_dir(kind):
     """The folder of the shipped recipes of one kind (tracking, pretrain, transfer)."""
-    return resources.files("experiments").joinpath(kind)
+    return resources.files("mimtrack.experiments").joinpath(kind)
 
 
 def recipe_names(kind):

@@ -17,7 +17,7 @@ import types
 import torch
 
 from mimtrack.errors import UserError
-from pretrain.vit import resample_pos_embed
+from mimtrack.pretrain.vit import resample_pos_embed
 
 # ----------------------------------------------------------------------------------------------------------
 # Safe reading

@@ -8,7 +8,7 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
-from pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
+from mimtrack.pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 METHODS = ("mae", "mocov3")
 

@@ -12,7 +12,7 @@ with ``attn_adapter.*`` / ``hidden_adapter.*`` beside it, MAE-Lite's layout) and
 - D2-MAE: the student has an attention-only 13th block that feeds the distillation while pixels are
   decoded from layer 8 (see ``MaskedAutoencoderViT``).
 
-The student may also be a :class:`pretrain.mae_hiera.MaskedAutoencoderHiera` (MAE-Lite's
+The student may also be a :class:`mimtrack.pretrain.mae_hiera.MaskedAutoencoderHiera` (MAE-Lite's
 ``hiera_mae_distill_exp.py``): the teacher is the official MAE Hiera-Base, fed the same mask units, and the student's
 last block (global attention, 8 heads) is matched to the teacher's last (block 24, 8 heads): (B, 8, 116, 116) logits
 at 224 px with 29 of 49 units visible (29 x 2 x 2 tokens).
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mimtrack.errors import UserError
-from pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
-from pretrain.hiera import hiera_state_from_timm, is_hiera
-from pretrain.mae import mae_vit
+from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
+from mimtrack.pretrain.hiera import hiera_state_from_timm, is_hiera
+from mimtrack.pretrain.mae import mae_vit
 
 
 def layer_output(model, stream, layer):
@@ -119,7 +119,7 @@ def load_teacher(path, arch="vit_base", num_heads=None, img_size=224, patch_size
     state, fmt = extract_state_dict(load_checkpoint_file(source), source=f"teacher {source}")
     state = {k: v for k, v in state.items() if not _TEACHER_DROP.match(k)}
     if is_hiera(arch):
-        from pretrain.mae_hiera import mae_hiera
+        from mimtrack.pretrain.mae_hiera import mae_hiera
 
         # Only the blocks feed attention distillation: a fine-tuned or timm file (no fusion heads, a
         # classifier's norm) is a valid teacher too.

@@ -24,7 +24,7 @@ from mimtrack.fileio import write_text_atomic
 from mimtrack.trainstate import (LAST_NAME, StopSignals, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
                                  remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state,
                                  worker_ignores_stop_signals)
-from pretrain.data import EpochSampler, build_dataset, collate_skipping
+from mimtrack.pretrain.data import EpochSampler, build_dataset, collate_skipping
 
 
 def build_method(cfg, teacher=None):
@@ -33,15 +33,15 @@ def build_method(cfg, teacher=None):
     arch = dict(img_size=m.img_size, patch_size=m.patch_size, embed_dim=m.embed_dim, depth=m.depth,
                 num_heads=m.num_heads)
     if cfg.method == "mocov3":
-        from pretrain.mocov3 import MoCoV3, mocov3_vit
+        from mimtrack.pretrain.mocov3 import MoCoV3, mocov3_vit
 
         encoder = mocov3_vit(m.arch, **arch)
         c = cfg.mocov3
         return MoCoV3(encoder, c.dim, c.mlp_dim, c.temperature, c.momentum)
-    from pretrain.distill import MAEPretraining, load_teacher
-    from pretrain.hiera import is_hiera
-    from pretrain.mae import mae_vit
-    from pretrain.mae_hiera import mae_hiera
+    from mimtrack.pretrain.distill import MAEPretraining, load_teacher
+    from mimtrack.pretrain.hiera import is_hiera
+    from mimtrack.pretrain.mae import mae_vit
+    from mimtrack.pretrain.mae_hiera import mae_hiera
 
     a, d = cfg.mae, cfg.distill
     decoder = dict(decoder_dim=a.decoder_dim, decoder_depth=a.decoder_depth, decoder_heads=a.decoder_heads,

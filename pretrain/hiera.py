@@ -19,7 +19,7 @@ from timm.models.hiera import Hiera as TimmHiera
 from torch import nn
 
 from mimtrack.errors import UserError
-from pretrain.vit import registry_kwargs
+from mimtrack.pretrain.vit import registry_kwargs
 
 HIERA_CONFIGS = {
     # MAE-Lite's 6.5 M model (timm's own hiera_tiny_224 is the official 96-d, 28 M one).
@@ -168,7 +168,7 @@ class HieraClassifier(HieraEncoder):
         self.blocks.eval()
 
     def adapt_state_dict(self, state):
-        """A foreign checkpoint's names -> ours (``pretrain.checkpoints``): timm's ``head.norm`` / ``head.fc`` are
+        """A foreign checkpoint's names -> ours (``mimtrack.pretrain.checkpoints``): timm's ``head.norm`` / ``head.fc`` are
         MAE-Lite's ``norm`` / ``head.projection``."""
         return hiera_state_from_timm(state)
 

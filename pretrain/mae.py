@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pretrain.vit import Attention, Block, VisionTransformer, vit_kwargs
+from mimtrack.pretrain.vit import Attention, Block, VisionTransformer, vit_kwargs
 
 
 def sincos_pos_embed_2d(embed_dim, grid_size, cls_token=True):

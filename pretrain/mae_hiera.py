@@ -27,8 +27,8 @@ import torch
 from timm.models.hiera import HieraBlock, undo_windowing
 from torch import nn
 
-from pretrain.hiera import HieraEncoder, block_attention_logits, hiera_kwargs
-from pretrain.mae import mae_init_
+from mimtrack.pretrain.hiera import HieraEncoder, block_attention_logits, hiera_kwargs
+from mimtrack.pretrain.mae import mae_init_
 
 _LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -54,8 +54,8 @@ def _per_unit(conv, x):
 class MaskedAutoencoderHiera(HieraEncoder):
     """MAE with a Hiera encoder. ``decoder_depth=0`` builds encoder + fusion + norm only (a distillation teacher).
 
-    The interface matches :class:`pretrain.mae.MaskedAutoencoderViT` (``forward_encoder`` / ``forward_decoder`` /
-    ``forward_loss`` / ``attention_logits``), so :class:`pretrain.distill.MAEPretraining` trains either.
+    The interface matches :class:`mimtrack.pretrain.mae.MaskedAutoencoderViT` (``forward_encoder`` / ``forward_decoder`` /
+    ``forward_loss`` / ``attention_logits``), so :class:`mimtrack.pretrain.distill.MAEPretraining` trains either.
     """
 
     def __init__(self, img_size=224, embed_dim=46, num_heads=1, stages=(1, 2, 7, 2), q_pool=2, decoder_dim=96,

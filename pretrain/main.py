@@ -29,8 +29,8 @@ def run(args):
 
     from mimtrack.config import load_config
     from mimtrack.errors import UserError
-    from pretrain.config import PretrainConfig, check_config
-    from pretrain.engine import train
+    from mimtrack.pretrain.config import PretrainConfig, check_config
+    from mimtrack.pretrain.engine import train
 
     overrides = list(args.overrides)
     if args.epochs is not None:

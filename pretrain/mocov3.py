@@ -15,8 +15,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.mae import sincos_pos_embed_2d
-from pretrain.vit import create_vit
+from mimtrack.pretrain.mae import sincos_pos_embed_2d
+from mimtrack.pretrain.vit import create_vit
 
 
 def build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):

@@ -2,7 +2,7 @@
 
 Parameter names follow timm / OSTrack (``patch_embed.proj.weight``, ``blocks.N.attn.qkv.weight``,
 ``blocks.N.mlp.fc1.weight``, ``norm.weight``, ...), so MAE, MAE-Lite, DeiT and OSTrack weights map
-one-to-one after their wrapper prefixes are stripped (see ``pretrain.checkpoints``).
+one-to-one after their wrapper prefixes are stripped (see ``mimtrack.pretrain.checkpoints``).
 """
 
 import torch
@@ -214,7 +214,7 @@ class VisionTransformer(nn.Module):
         return len(self.blocks)
 
     def adapt_state_dict(self, state):
-        """Foreign names -> ours before loading (``pretrain.checkpoints``): a plain ViT or MAE-Lite RPE file
+        """Foreign names -> ours before loading (``mimtrack.pretrain.checkpoints``): a plain ViT or MAE-Lite RPE file
         onto an RPE model (:func:`rpe_state_from_plain`); unchanged otherwise."""
         return rpe_state_from_plain(state, self) if self.rel_pos_bias else state
 

@@ -190,7 +190,7 @@ def make_uav123(root, sequences, *, frames=False, subset="UAV123", image_size=IM
     Frames go to ``data_seq/UAV123/<folder>/%06d.jpg`` over the sequence's range in the
     official table, so the GT must have one row per frame of that range.
     """
-    from evaluation.datasets.uav import sequence_table
+    from mimtrack.evaluation.datasets.uav import sequence_table
 
     table = sequence_table(subset)
     for name, value in sequences.items():

@@ -98,8 +98,8 @@ def test_track_redoes_truncated_and_garbage_results(tmp_path):
 
 # ------------------------------------------------------------------ 8. natural frame order
 def test_image_folder_frames_are_read_in_natural_order(tmp_path):
-    from tracker.data.custom import custom_source
-    from tracker.demo import FrameSource
+    from mimtrack.tracker.data.custom import custom_source
+    from mimtrack.tracker.demo import FrameSource
 
     folder = numbered_frames(tmp_path / "seq", 12)
     source = FrameSource(str(folder))
@@ -385,7 +385,7 @@ def test_packed_lmdb_pretrains(packed_got10k, tmp_path):
     assert cli.main(args + [a for item in SMALL if not item.startswith("train.epochs") for a in ("--set", item)]
                     + ["--set", "train.epochs=1", "--set", "train.warmup_epochs=0"]) == 0
     assert (out / "last.pth").is_file()
-    from pretrain.data import ImageSource
+    from mimtrack.pretrain.data import ImageSource
 
     assert len(ImageSource(packed_got10k)) == 3 * 30   # every frame of the pack is an image, no metadata record
 
@@ -393,7 +393,7 @@ def test_packed_lmdb_pretrains(packed_got10k, tmp_path):
 # ------------------------------------------------------------------ 4. stale temp files, --resume, metrics.jsonl
 def _trainer(cfg, out, resume=False, on_step=None):
     from tests.tracker.train_helpers import fake_loader_factory
-    from tracker.train.trainer import Trainer
+    from mimtrack.tracker.train.trainer import Trainer
 
     return Trainer(cfg, out, fake_loader_factory(cfg, samples=16), resume=resume, on_step=on_step, progress=False)
 
@@ -461,7 +461,7 @@ def test_a_mid_epoch_resume_logs_the_whole_epoch(tmp_path):
 
 
 def test_a_mid_epoch_pretrain_resume_logs_the_whole_epoch(tmp_path):
-    from pretrain.engine import train
+    from mimtrack.pretrain.engine import train
     from tests.pretrain.test_engine import make_images, small_config
 
     data = make_images(tmp_path / "data", count=16)
@@ -501,7 +501,7 @@ def test_demo_with_a_box_far_larger_than_the_frame(tmp_path, capsys):
 
 
 def test_the_giant_crop_path_samples_where_the_padded_crop_does(monkeypatch):
-    from tracker import geometry
+    from mimtrack.tracker import geometry
 
     rng = np.random.default_rng(1)
     image = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 3)
@@ -517,7 +517,7 @@ def test_the_giant_crop_path_samples_where_the_padded_crop_does(monkeypatch):
 
 def test_a_corrupt_cached_onnx_graph_is_exported_again(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from tracker.inference import load_tracker
+    from mimtrack.tracker.inference import load_tracker
 
     cache = tmp_path / "cache"
     load_tracker(backend="onnxruntime", cache_dir=cache)
@@ -534,7 +534,7 @@ def test_a_corrupt_cached_onnx_graph_is_exported_again(tmp_path, capsys):
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, capsys):
     import torch
 
-    from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+    from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
 
     state = torch.load(DEMO_WEIGHTS, weights_only=True)
     state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v

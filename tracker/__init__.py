@@ -1,6 +1,6 @@
 """The one-stream ViT tracker (OSTrack-style): model, inference, training."""
 
-from tracker.inference import Tracker, load_tracker, read_image_rgb
-from tracker.model import build_model
+from mimtrack.tracker.inference import Tracker, load_tracker, read_image_rgb
+from mimtrack.tracker.model import build_model
 
 __all__ = ["Tracker", "build_model", "load_tracker", "read_image_rgb"]

@@ -1,9 +1,9 @@
-"""Networks a :class:`tracker.inference.Tracker` can run: PyTorch (the reference) or ONNX Runtime.
+"""Networks a :class:`mimtrack.tracker.inference.Tracker` can run: PyTorch (the reference) or ONNX Runtime.
 
 A network is given the normalised template once (``set_template``) and then maps each normalised search image
 and the score-map window (1, 1, fs, fs) to ``(score_map (1, 1, fs, fs), box (1, 4), peak (1,))`` on the
 tracker's device: the raw score map, the box (cx, cy, w, h, normalised to the search crop) decoded at the peak of
-``score_map * window`` and that peak's flat index (see :meth:`tracker.model.OSTrack.locate`). Cropping and mapping
+``score_map * window`` and that peak's flat index (see :meth:`mimtrack.tracker.model.OSTrack.locate`). Cropping and mapping
 the box back stay in the tracker, identical for every backend.
 """
 
@@ -13,7 +13,7 @@ import os
 import torch
 
 from mimtrack.errors import UserError
-from tracker.model.head import peak_box
+from mimtrack.tracker.model.head import peak_box
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -47,7 +47,7 @@ def check_backend(backend, device):
 
 
 class TorchNetwork:
-    """An OSTrack-style module in eval mode. For :class:`tracker.model.OSTrack` the template's tokens (patch
+    """An OSTrack-style module in eval mode. For :class:`mimtrack.tracker.model.OSTrack` the template's tokens (patch
     embedding + ``pos_embed_z``) are computed once and each frame runs :meth:`~tracker.model.OSTrack.locate`;
     other modules get ``model(template, search)`` and their maps are decoded here.
 
@@ -102,10 +102,10 @@ def quantize_torch_int8(model):
 
 
 class OnnxNetwork:
-    """An exported tracker graph (:mod:`tracker.export`) in an ONNX Runtime session.
+    """An exported tracker graph (:mod:`mimtrack.tracker.export`) in an ONNX Runtime session.
 
     Inputs ``template`` (1,3,Hz,Wz), ``search`` (1,3,Hx,Wx) and ``window`` (1,1,fs,fs) float32; outputs
-    ``score_map``, ``box`` and ``peak`` (the tracking graph of :func:`tracker.export.export_onnx`).
+    ``score_map``, ``box`` and ``peak`` (the tracking graph of :func:`mimtrack.tracker.export.export_onnx`).
     ``threads`` sets ONNX Runtime's intra-op threads (None: the physical cores).
     """
 

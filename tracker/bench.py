@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "vit_tiny_256_ce"
 
 
 def add_arguments(parser):
-    from tracker.backends import BACKENDS
+    from mimtrack.tracker.backends import BACKENDS
 
     parser.add_argument("--config", default=None, help=f"tracker recipe (default {DEFAULT_CONFIG})")
     parser.add_argument("--checkpoint", help="tracker checkpoint (default: untrained weights; speed is the same)")
@@ -62,7 +62,7 @@ def cpu_model():
 def machine_info():
     import torch
 
-    from tracker.backends import physical_cores
+    from mimtrack.tracker.backends import physical_cores
 
     info = {"cpu": cpu_model(), "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(),
             "torch": torch.__version__, "python": platform.python_version()}
@@ -86,8 +86,8 @@ def summarise(seconds):
 
 def load_images(folder, count):
     """Up to ``count`` RGB frames of ``folder`` in memory, and an initial box."""
-    from evaluation.io import read_boxes
-    from tracker.inference import read_image_rgb
+    from mimtrack.evaluation.io import read_boxes
+    from mimtrack.tracker.inference import read_image_rgb
 
     if not os.path.isdir(folder):
         raise UserError(f"--images {folder}: folder not found")
@@ -141,8 +141,8 @@ def benchmark(tracker, frames, init_box, count, warmup):
 def run(args):
     import torch
 
-    from tracker.backends import physical_cores
-    from tracker.inference import load_tracker
+    from mimtrack.tracker.backends import physical_cores
+    from mimtrack.tracker.inference import load_tracker
 
     if args.frames < 1 or args.warmup < 0:
         raise UserError(f"--frames {args.frames} / --warmup {args.warmup}: need frames >= 1 and warmup >= 0")
@@ -151,7 +151,7 @@ def run(args):
     threads = args.threads if args.threads is not None else physical_cores()
     config, checkpoint = args.config or DEFAULT_CONFIG, args.checkpoint
     if args.bundled:
-        from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+        from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
 
         if args.config or args.checkpoint:
             raise UserError("--bundled: times the bundled tracker; leave out --config and --checkpoint")
@@ -159,7 +159,7 @@ def run(args):
     if args.images:
         frames, init_box = load_images(args.images, args.frames + 1)
     else:
-        from tracker.clip import render_clip
+        from mimtrack.tracker.clip import render_clip
         rendered, gt = render_clip()
         frames, init_box = rendered, list(gt[0])
     tracker = load_tracker(config, checkpoint, device=args.device, overrides=args.overrides,

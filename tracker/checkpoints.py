@@ -10,7 +10,7 @@ import torch
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write
-from pretrain.checkpoints import extract_state_dict, load_checkpoint_file, shape_mismatch_message
+from mimtrack.pretrain.checkpoints import extract_state_dict, load_checkpoint_file, shape_mismatch_message
 
 VIT_NAMES = {192: "ViT-Tiny", 384: "ViT-Small", 768: "ViT-Base"}
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from mimtrack.fileio import write_text_atomic
-from tracker.data.synthetic import SyntheticVideo
+from mimtrack.tracker.data.synthetic import SyntheticVideo
 
 CLIP_NAME = "demo_clip_v2"
 NUM_FRAMES = 60

@@ -11,7 +11,7 @@ import time
 import cv2
 import numpy as np
 
-from evaluation.datasets._common import list_frames
+from mimtrack.evaluation.datasets._common import list_frames
 from mimtrack.errors import UserError
 from mimtrack.fileio import (check_output_path, disk_full, disk_full_error, replace_checked, temp_path_beside,
                              write_text_atomic)
@@ -74,7 +74,7 @@ class FrameSource:
             raise UserError(f"{path}: no such video file or image folder")
 
     def __iter__(self):
-        from tracker.inference import read_image_rgb
+        from mimtrack.tracker.inference import read_image_rgb
 
         if self.files is not None:
             for path in self.files:
@@ -169,7 +169,7 @@ def draw(frame_rgb, box, score=None):
 
 
 def run(args):
-    from tracker.inference import DEMO_WEIGHTS, load_tracker
+    from mimtrack.tracker.inference import DEMO_WEIGHTS, load_tracker
 
     init = parse_init(args.init) if args.init is not None else None
     for option, path in (("--output", args.output), ("--boxes", args.boxes)):
@@ -181,7 +181,7 @@ def run(args):
             print("mimtrack demo: no bundled demo weights in this version: "
                   "run 'mimtrack demo VIDEO --config C --checkpoint W'")
             return 0
-        from tracker.clip import demo_clip
+        from mimtrack.tracker.clip import demo_clip
         folder, gt = demo_clip()
         source_path = str(folder)
         init = init if init is not None else list(gt[0])

@@ -13,7 +13,7 @@ static), inputs ``template`` (1, 3, Hz, Wz) and ``search`` (1, 3, Hx, Wx), Image
 Attention outside the candidate-elimination blocks is exported as one ONNX Runtime ``com.microsoft.Attention``
 node per block (QKV projection, softmax attention, heads merged: no transposes between them); the elimination
 blocks keep explicit ops, since they need the attention probabilities. Cropping and mapping back stay outside
-(see :class:`tracker.inference.Tracker`).
+(see :class:`mimtrack.tracker.inference.Tracker`).
 
     mimtrack export --config vit_tiny_256_ce --checkpoint tracker.pth --out tracker.onnx [--graph maps] [--int8]
 """
@@ -84,7 +84,7 @@ def _self_attention_onnx(x, qkv_weight, qkv_bias, num_heads: int):
 
 
 class FusedAttention(torch.nn.Module):
-    """Wraps a :class:`pretrain.vit.Attention` for export: the softmax attention is :func:`self_attention`.
+    """Wraps a :class:`mimtrack.pretrain.vit.Attention` for export: the softmax attention is :func:`self_attention`.
     Calls asking for the probabilities (candidate elimination) go to the wrapped module unchanged."""
 
     def __init__(self, attn):
@@ -253,7 +253,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from tracker.inference import load_tracker
+    from mimtrack.tracker.inference import load_tracker
 
     if args.config is not None and args.checkpoint is None:
         raise UserError("--checkpoint is required with --config (an export of untrained weights is of no use)")

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from mimtrack.errors import UserError
-from tracker.config import load_tracker_config
-from tracker.geometry import clip_box, crop_resize, hann2d, map_box_back
+from mimtrack.tracker.config import load_tracker_config
+from mimtrack.tracker.geometry import clip_box, crop_resize, hann2d, map_box_back
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,14 +69,14 @@ def check_init_box(box, height, width):
 
 
 class Tracker:
-    """Tracks one object; ``model`` is an OSTrack-style network (``tracker.model.build_model``).
+    """Tracks one object; ``model`` is an OSTrack-style network (``mimtrack.tracker.model.build_model``).
 
-    ``network`` runs the model each frame (:mod:`tracker.backends`; default: ``TorchNetwork(model)``, which embeds
+    ``network`` runs the model each frame (:mod:`mimtrack.tracker.backends`; default: ``TorchNetwork(model)``, which embeds
     the template once). The crop and normalisation buffers are allocated once and reused every frame.
     """
 
     def __init__(self, model, cfg, device="cpu", network=None):
-        from tracker.backends import TorchNetwork
+        from mimtrack.tracker.backends import TorchNetwork
 
         self.cfg = cfg
         self.device = torch.device(device)
@@ -168,12 +168,12 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
     ``device`` None uses the recipe's ``inference.device``; ``overrides`` are ``--set key=value`` strings.
     ``backend``: ``torch`` (the reference), ``torch-int8`` (dynamic int8 Linear layers), ``onnxruntime`` or
     ``onnxruntime-int8`` (the graph is exported on first use and cached in ``cache_dir``, see
-    :func:`tracker.export.cached_onnx`). ``threads``: intra-op threads (None: torch's default, ONNX Runtime
+    :func:`mimtrack.tracker.export.cached_onnx`). ``threads``: intra-op threads (None: torch's default, ONNX Runtime
     the physical cores). ``precision`` fp16/bf16 (autocast) and ``compile`` apply to the torch backend.
     """
-    from tracker.backends import OnnxNetwork, TorchNetwork, check_backend, quantize_torch_int8
-    from tracker.checkpoints import load_tracker_weights
-    from tracker.model import build_model
+    from mimtrack.tracker.backends import OnnxNetwork, TorchNetwork, check_backend, quantize_torch_int8
+    from mimtrack.tracker.checkpoints import load_tracker_weights
+    from mimtrack.tracker.model import build_model
 
     if config is None and checkpoint is None:
         if not DEMO_WEIGHTS.is_file():
@@ -203,7 +203,7 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
     elif backend == "torch-int8":
         network = TorchNetwork(quantize_torch_int8(model), device, precision, compile)
     else:
-        from tracker.export import cached_onnx
+        from mimtrack.tracker.export import cached_onnx
 
         path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir)
         try:

@@ -1,6 +1,6 @@
 """``mimtrack track``: run a tracker over a benchmark and write the result files the toolkits read.
 
-Layouts (what ``evaluation.results`` reads and the servers accept):
+Layouts (what ``mimtrack.evaluation.results`` reads and the servers accept):
 - one-pass (OPE) datasets: ``<results>/<seq>.txt`` (x,y,w,h per frame, comma, ``%.4f``) + ``<seq>_time.txt``;
 - GOT-10k: ``<results>/<seq>/<seq>_001.txt`` + ``<results>/<seq>/<seq>_time.txt``.
 Row 1 is the initial box. Times are the seconds the tracker spent on each frame (initialize, then track; frame
@@ -59,7 +59,7 @@ def result_paths(results_dir, dataset, name):
 
 def is_finished(results_dir, dataset, name, n_frames):
     """True when both result files of ``name`` are complete: parseable, one row per frame (boxes: 4 columns)."""
-    from evaluation.io import read_boxes, read_table
+    from mimtrack.evaluation.io import read_boxes, read_table
 
     boxes_path, times_path = result_paths(results_dir, dataset, name)
     if not (os.path.isfile(boxes_path) and os.path.isfile(times_path)):
@@ -72,7 +72,7 @@ def is_finished(results_dir, dataset, name, n_frames):
 
 def track_frames(tracker, frames, init_box, where=""):
     """Run ``tracker`` over the image files ``frames`` from ``init_box`` -> (boxes (N, 4), seconds per frame (N,))."""
-    from tracker.inference import read_image_rgb
+    from mimtrack.tracker.inference import read_image_rgb
 
     boxes = np.zeros((len(frames), 4))
     times = np.zeros(len(frames))
@@ -108,7 +108,7 @@ _WORKER_TRACKER = None
 def _init_worker(tracker_args, threads):
     import torch
 
-    from tracker.inference import load_tracker
+    from mimtrack.tracker.inference import load_tracker
 
     global _WORKER_TRACKER
     torch.set_num_threads(threads)
@@ -139,7 +139,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
     import torch
     from tqdm import tqdm
 
-    from tracker.inference import load_tracker
+    from mimtrack.tracker.inference import load_tracker
 
     todo = [s for s in sequences if not is_finished(results_dir, dataset, s.name, len(s.frames))]
     skipped = len(sequences) - len(todo)
@@ -160,7 +160,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
         context = multiprocessing.get_context("spawn")   # fork + torch threads can deadlock
         # start_worker: a killed `mimtrack track` takes its workers with it, even while they start
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
-                                                    initargs=(os.getpid(), "tracker.runner:_init_worker",
+                                                    initargs=(os.getpid(), "mimtrack.tracker.runner:_init_worker",
                                                               tracker_args, threads)) as pool:
             futures = [pool.submit(_run_in_worker, job, results_dir, dataset) for job in jobs]
             try:
@@ -176,7 +176,7 @@ def track_dataset(tracker_args, sequences, results_dir, dataset, workers=1):
 
 def pack_submission(dataset, results_dir, sequences):
     """Zip a withheld-ground-truth test split for its evaluation server: ``<results>.zip``."""
-    from evaluation import submit
+    from mimtrack.evaluation import submit
 
     out_zip = os.path.normpath(os.path.abspath(results_dir)) + ".zip"
     getattr(submit, SUBMISSION_PACKERS[dataset, "test"])(results_dir, out_zip, sequences)
@@ -184,7 +184,7 @@ def pack_submission(dataset, results_dir, sequences):
 
 
 def run(args):
-    from evaluation.datasets import default_split, load_dataset
+    from mimtrack.evaluation.datasets import default_split, load_dataset
 
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be >= 1")
@@ -193,12 +193,12 @@ def run(args):
     tracker_args = dict(config=args.config, checkpoint=args.checkpoint, device=args.device,
                         overrides=args.overrides, backend=args.backend, threads=args.threads)
     if args.config is None and args.checkpoint is None:
-        from tracker.inference import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
+        from mimtrack.tracker.inference import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
         if not DEMO_WEIGHTS.is_file():
             raise UserError(NO_DEMO_WEIGHTS)
 
     if args.protocol or args.dataset.lower() == "vot":
-        from tracker import vot_runner
+        from mimtrack.tracker import vot_runner
 
         if args.protocol is None:
             raise UserError("--dataset vot: choose --protocol vot-baseline | vot-multistart | vot-unsupervised")

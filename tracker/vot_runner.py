@@ -4,7 +4,7 @@ VOT toolkit's rules and write a vot-toolkit workspace's results.
 The rules are vot-toolkit 0.9.0's (``vot/experiment/multirun.py``, ``vot/experiment/multistart.py``):
 
 - vot-baseline (``SupervisedExperiment``): initialise on the ground truth; a frame whose predicted region has
-  overlap <= 0 with the ground truth (image-bounded, ``evaluation.vot.overlap``) is a failure (row ``2``), the
+  overlap <= 0 with the ground truth (image-bounded, ``mimtrack.evaluation.vot.overlap``) is a failure (row ``2``), the
   tracker is re-initialised ``skip_initialize`` frames later (rows ``0`` between, ``1`` at the restart).
   Repetitions ``<seq>_001.txt`` ... up to the stack's count, stopping early once three identical ones exist
   (``MultiRunExperiment._can_stop``: a deterministic tracker).
@@ -37,7 +37,7 @@ def _initialize(tracker, image, region, where):
 
 
 def _write_run(path, regions, times):
-    from evaluation import vot
+    from mimtrack.evaluation import vot
 
     # Times first: the trajectory file marks a finished run.
     write_text_atomic(path[:-4] + "_time.value", "".join(f"{t:.6f}\n" for t in times))
@@ -46,7 +46,7 @@ def _write_run(path, regions, times):
 
 def run_supervised(tracker, sequence, read_image, skip_initialize, where=""):
     """One baseline repetition -> (regions, seconds per frame), restarting after each failure."""
-    from evaluation import vot
+    from mimtrack.evaluation import vot
 
     truth, size = sequence.info["regions"], sequence.info["size"]
     n = len(truth)
@@ -75,7 +75,7 @@ def run_supervised(tracker, sequence, read_image, skip_initialize, where=""):
 
 def run_one_pass(tracker, sequence, read_image, frames, where=""):
     """Initialise at ``frames[0]`` and track the others in that order -> (regions, seconds per frame)."""
-    from evaluation import vot
+    from mimtrack.evaluation import vot
 
     regions, times = [vot.Region.special(vot.INITIALIZATION)], []
     for k, index in enumerate(frames):
@@ -99,7 +99,7 @@ def _same_runs(paths):
 
 def track_sequence(tracker, sequence, folder, protocol, stack, read_image):
     """Run the protocol's missing runs of one sequence; returns the number of frames tracked."""
-    from evaluation import vot
+    from mimtrack.evaluation import vot
 
     name, n = sequence.name, len(sequence)
     where = f"vot sequence {name}"
@@ -135,10 +135,10 @@ def track_sequence(tracker, sequence, folder, protocol, stack, read_image):
 
 def track_vot(tracker, sequences, results_dir, protocol, stack, read_image=None, progress=None):
     """Run ``protocol`` over ``sequences``; returns frames tracked. ``read_image(path)`` defaults to RGB reading."""
-    from evaluation import vot
+    from mimtrack.evaluation import vot
 
     if read_image is None:
-        from tracker.inference import read_image_rgb as read_image
+        from mimtrack.tracker.inference import read_image_rgb as read_image
     experiment = vot.EXPERIMENT_FOLDERS[protocol]
     total = 0
     for sequence in sequences:
@@ -155,9 +155,9 @@ def run(args, tracker_args):
     """The ``mimtrack track --protocol vot-*`` branch of tracker.runner.run."""
     from tqdm import tqdm
 
-    from evaluation import vot
-    from evaluation.datasets import load_dataset
-    from tracker.inference import load_tracker
+    from mimtrack.evaluation import vot
+    from mimtrack.evaluation.datasets import load_dataset
+    from mimtrack.tracker.inference import load_tracker
 
     if args.dataset.lower() != "vot":
         raise UserError(f"--protocol {args.protocol}: only for --dataset vot")

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from evaluation import io
+from mimtrack.evaluation import io
 from mimtrack.errors import UserError
 
 _SPLITS_DIR = os.path.join(os.path.dirname(__file__), "splits")

@@ -8,8 +8,8 @@ import glob
 import os
 import re
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 from ._common import all_visible, read_labels, split_file

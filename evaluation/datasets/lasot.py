@@ -6,8 +6,8 @@ Each sequence folder holds ``groundtruth.txt`` (x,y,w,h per frame), ``full_occlu
 
 import os
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 
 from ._common import all_visible, read_flags, read_labels, read_optional_text, split_file
 

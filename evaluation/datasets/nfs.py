@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 from ._common import subfolders

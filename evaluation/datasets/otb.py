@@ -8,8 +8,8 @@ Delimiters vary by file (comma, tab, spaces): the io reader accepts them all.
 import glob
 import os
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 from ._common import split_file, subfolders

@@ -2,8 +2,8 @@
 
 import os
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 from ._common import list_frames, read_optional_text, subfolders

@@ -4,8 +4,8 @@ the first frame only (the rest is evaluated by the server)."""
 
 import os
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 TRAIN_CHUNKS = tuple(f"TRAIN_{k}" for k in range(12))

@@ -6,8 +6,8 @@ sequence's folder and range. Absent targets are ``NaN,NaN,NaN,NaN`` rows and sta
 
 import os
 
-from evaluation import io
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import io
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 from ._common import read_flags, split_file

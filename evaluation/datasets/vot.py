@@ -16,8 +16,8 @@ import struct
 
 import numpy as np
 
-from evaluation import vot
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import vot
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 DEFAULT_CHANNEL = os.path.join("color", "%08d.jpg")

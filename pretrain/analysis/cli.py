@@ -20,14 +20,14 @@ import torch
 
 from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write, write_text_atomic
-from pretrain.analysis.attention import attention_distance, attention_entropy, patch_only
-from pretrain.analysis.cka import MinibatchCKA
-from pretrain.analysis.features import hiera_layer_outputs, layer_outputs
-from pretrain.analysis.probing import layer_probe_accuracy, split_held_out
-from pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
-from pretrain.transfer.data import ImageListDataset, is_image, list_class_folders
-from pretrain.hiera import HIERA_CONFIGS, HieraEncoder
-from pretrain.vit import VisionTransformer
+from mimtrack.pretrain.analysis.attention import attention_distance, attention_entropy, patch_only
+from mimtrack.pretrain.analysis.cka import MinibatchCKA
+from mimtrack.pretrain.analysis.features import hiera_layer_outputs, layer_outputs
+from mimtrack.pretrain.analysis.probing import layer_probe_accuracy, split_held_out
+from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
+from mimtrack.pretrain.transfer.data import ImageListDataset, is_image, list_class_folders
+from mimtrack.pretrain.hiera import HIERA_CONFIGS, HieraEncoder
+from mimtrack.pretrain.vit import VisionTransformer
 
 
 def add_arguments(parser):

@@ -1,4 +1,4 @@
-"""Per-layer representations and attention maps of a :class:`pretrain.vit.VisionTransformer`.
+"""Per-layer representations and attention maps of a :class:`mimtrack.pretrain.vit.VisionTransformer`.
 
 MAE-Lite's analysis (pretrain.md 6) takes 13 representations of a 12-block ViT: for k < depth the input of block k
 after its first LayerNorm (``blocks.k.norm1``; k = 0 is patch embedding + position), and for k = depth the output
@@ -31,7 +31,7 @@ def layer_outputs(vit, images, attention=False):
 
 @torch.no_grad()
 def hiera_layer_outputs(hiera, images):
-    """The same depth + 1 representations for a :class:`pretrain.hiera.HieraEncoder`: the input of block k after its
+    """The same depth + 1 representations for a :class:`mimtrack.pretrain.hiera.HieraEncoder`: the input of block k after its
     ``norm1`` (k = 0 is stem + position), then the last block's output. Tokens stay in timm's unrolled order:
     linear CKA and mean pooling do not depend on the token order."""
     x = hiera.unroll(hiera._pos_embed(hiera.patch_embed(images)))

@@ -18,11 +18,11 @@ from mimtrack import trainstate
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from pretrain.checkpoints import load_pretrained_backbone
-from pretrain.transfer.config import load_classify_config
-from pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
-from pretrain.hiera import HieraClassifier, hiera_kwargs, is_hiera
-from pretrain.vit import create_vit
+from mimtrack.pretrain.checkpoints import load_pretrained_backbone
+from mimtrack.pretrain.transfer.config import load_classify_config
+from mimtrack.pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
+from mimtrack.pretrain.hiera import HieraClassifier, hiera_kwargs, is_hiera
+from mimtrack.pretrain.vit import create_vit
 
 
 class ViTClassifier(nn.Module):

@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 8 -m mimtrack.cli finetune finetune_tiny_in1k --data ... --output ...
 """
 
-from pretrain.transfer import classify
+from mimtrack.pretrain.transfer import classify
 
 
 def add_arguments(parser):

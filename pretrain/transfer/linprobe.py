@@ -3,7 +3,7 @@
     mimtrack linprobe linprobe_tiny_in1k --data /data/imagenet --output runs/lp --pretrained mae_tiny_400e.pth.tar
 """
 
-from pretrain.transfer import classify
+from mimtrack.pretrain.transfer import classify
 
 
 def add_arguments(parser):

@@ -23,11 +23,11 @@ from mimtrack import trainstate
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from pretrain.checkpoints import load_pretrained_backbone
-from pretrain.hiera import check_hiera_image_size, create_hiera, is_hiera
-from pretrain.transfer.config import load_segment_config
-from pretrain.transfer.semantic_fpn import HieraSemanticFPN, ViTSemanticFPN, slide_inference
-from pretrain.vit import create_vit
+from mimtrack.pretrain.checkpoints import load_pretrained_backbone
+from mimtrack.pretrain.hiera import check_hiera_image_size, create_hiera, is_hiera
+from mimtrack.pretrain.transfer.config import load_segment_config
+from mimtrack.pretrain.transfer.semantic_fpn import HieraSemanticFPN, ViTSemanticFPN, slide_inference
+from mimtrack.pretrain.vit import create_vit
 
 IGNORE = 255
 

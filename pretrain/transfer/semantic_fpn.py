@@ -14,7 +14,7 @@ from torch import nn
 
 
 class ViTFeatures(nn.Module):
-    """Runs a :class:`pretrain.vit.VisionTransformer` and returns the patch tokens of ``out_indices`` blocks as maps."""
+    """Runs a :class:`mimtrack.pretrain.vit.VisionTransformer` and returns the patch tokens of ``out_indices`` blocks as maps."""
 
     def __init__(self, vit, out_indices):
         super().__init__()

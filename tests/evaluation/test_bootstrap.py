@@ -1,13 +1,13 @@
-"""evaluation.bootstrap: hand-computed resamples, closed forms, and ``mimtrack eval --ci`` end to end."""
+"""mimtrack.evaluation.bootstrap: hand-computed resamples, closed forms, and ``mimtrack eval --ci`` end to end."""
 
 import json
 
 import numpy as np
 import pytest
 
-from evaluation import bootstrap
-from evaluation.protocols import Got10kValProtocol, get_protocol
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import bootstrap
+from mimtrack.evaluation.protocols import Got10kValProtocol, get_protocol
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.cli import main
 from mimtrack.errors import UserError
 from tests import fabricate as fab
@@ -150,7 +150,7 @@ def test_eval_ci_got10k_table_matrix_and_json(tmp_path, capsys):
 
 
 def test_eval_ci_ope_intervals_for_every_column(tmp_path, capsys):
-    from evaluation import cli
+    from mimtrack.evaluation import cli
 
     assert cli.DEFAULT_RESAMPLES == bootstrap.DEFAULT_RESAMPLES  # kept apart so that --help imports no numpy
     rng = np.random.default_rng(5)

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from evaluation.datasets import load_dataset
-from evaluation.protocols import get_protocol
-from evaluation.results import load_results
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.protocols import get_protocol
+from mimtrack.evaluation.results import load_results
 from mimtrack.cli import main
 from tests import fabricate as fab
 
@@ -56,7 +56,7 @@ def test_otb_json_table_and_plots(otb, capsys):
 
 
 def test_parallel_workers_give_the_same_scores(otb, monkeypatch):
-    from evaluation import cli
+    from mimtrack.evaluation import cli
 
     sequences = load_dataset("otb", otb / "otb")
     protocol = get_protocol("official")

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from evaluation.datasets import dataset_names, default_split, load_dataset, split_names
-from evaluation.datasets.uav import sequence_table
+from mimtrack.evaluation.datasets import dataset_names, default_split, load_dataset, split_names
+from mimtrack.evaluation.datasets.uav import sequence_table
 from mimtrack.errors import UserError
 from tests import fabricate as fb
 

@@ -1,4 +1,4 @@
-"""evaluation.io: every value bit-identical to Python's float() of its token, on every format in the wild."""
+"""mimtrack.evaluation.io: every value bit-identical to Python's float() of its token, on every format in the wild."""
 
 import decimal
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation import io
+from mimtrack.evaluation import io
 from mimtrack.errors import UserError
 
 

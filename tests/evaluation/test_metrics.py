@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evaluation import metrics
+from mimtrack.evaluation import metrics
 
 
 def boxes(*rows):

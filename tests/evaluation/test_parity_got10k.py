@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from evaluation.datasets import load_dataset
-from evaluation.protocols import get_protocol
-from evaluation.results import load_results, load_times
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.protocols import get_protocol
+from mimtrack.evaluation.results import load_results, load_times
 from tests import fabricate
 
 got10k = pytest.importorskip("got10k")

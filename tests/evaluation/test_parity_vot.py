@@ -12,8 +12,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from evaluation import vot, vot_cli
-from evaluation.datasets import load_dataset
+from mimtrack.evaluation import vot, vot_cli
+from mimtrack.evaluation.datasets import load_dataset
 from tests.evaluation import vot_workspace as fab
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from evaluation.protocols import get_protocol
-from evaluation.results import load_results, load_times
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation.protocols import get_protocol
+from mimtrack.evaluation.results import load_results, load_times
+from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
 BOX = [10, 10, 20, 20]
@@ -253,7 +253,7 @@ def test_load_results_layouts_and_missing(tmp_path):
 @pytest.mark.parametrize("protocol", ["official", "pytracking", "got10k", "trackingnet"])
 def test_runs_scored_in_groups_equal_one_pass(protocol, monkeypatch):
     """The OPE protocols score runs in cache-sized groups; every group size must give the same bits."""
-    from evaluation import protocols
+    from mimtrack.evaluation import protocols
 
     rng = np.random.default_rng(7)
     sequences, results = [], {}

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from evaluation import report
-from evaluation.protocols import get_protocol
-from evaluation.sequence import FrameList, Sequence
+from mimtrack.evaluation import report
+from mimtrack.evaluation.protocols import get_protocol
+from mimtrack.evaluation.sequence import FrameList, Sequence
 
 
 def _scores():

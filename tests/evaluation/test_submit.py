@@ -5,8 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from evaluation.datasets import load_dataset
-from evaluation.submit import pack_got10k, pack_trackingnet
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.submit import pack_got10k, pack_trackingnet
 from mimtrack.cli import main
 from mimtrack.errors import UserError
 from tests import fabricate as fab

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluation import vot
-from evaluation.datasets import load_dataset
-from evaluation.datasets.vot import image_size
+from mimtrack.evaluation import vot
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.datasets.vot import image_size
 from mimtrack.cli import main
 from mimtrack.errors import UserError
 from tests.evaluation import vot_workspace as fab

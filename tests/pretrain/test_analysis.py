@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from mimtrack import cli
-from pretrain.analysis.attention import attention_distance, attention_entropy, patch_only
-from pretrain.analysis.cka import MinibatchCKA, gram, hsic, linear_cka
-from pretrain.analysis.features import layer_outputs
-from pretrain.analysis.probing import layer_probe_accuracy, split_held_out
-from pretrain.vit import VisionTransformer
+from mimtrack.pretrain.analysis.attention import attention_distance, attention_entropy, patch_only
+from mimtrack.pretrain.analysis.cka import MinibatchCKA, gram, hsic, linear_cka
+from mimtrack.pretrain.analysis.features import layer_outputs
+from mimtrack.pretrain.analysis.probing import layer_probe_accuracy, split_held_out
+from mimtrack.pretrain.vit import VisionTransformer
 
 SMALL = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=4)
 

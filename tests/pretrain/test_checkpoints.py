@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from mimtrack.errors import UserError
-from pretrain.checkpoints import (ForeignObject, backbone_state_from_pretrained, extract_state_dict,
+from mimtrack.pretrain.checkpoints import (ForeignObject, backbone_state_from_pretrained, extract_state_dict,
                                   load_checkpoint_file)
-from pretrain.vit import VisionTransformer
-from tracker.config import TrackerConfig
-from tracker.model import build_model
+from mimtrack.pretrain.vit import VisionTransformer
+from mimtrack.tracker.config import TrackerConfig
+from mimtrack.tracker.model import build_model
 
 DIM = 192
 

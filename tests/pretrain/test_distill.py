@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from mimtrack.errors import UserError
-from pretrain.distill import MAEPretraining, load_teacher
-from pretrain.mae import MaskedAutoencoderViT
+from mimtrack.pretrain.distill import MAEPretraining, load_teacher
+from mimtrack.pretrain.mae import MaskedAutoencoderViT
 
 ARCH = dict(img_size=32, patch_size=8, decoder_dim=32, decoder_depth=1, decoder_heads=2)
 

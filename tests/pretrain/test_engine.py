@@ -7,9 +7,9 @@ import torch
 
 from mimtrack import cli
 from mimtrack.config import recipe_names
-from pretrain.config import load_pretrain_config
-from pretrain.data import ImageSource
-from pretrain.engine import lr_at, param_groups, train
+from mimtrack.pretrain.config import load_pretrain_config
+from mimtrack.pretrain.data import ImageSource
+from mimtrack.pretrain.engine import lr_at, param_groups, train
 
 SMALL = ["model.img_size=32", "model.patch_size=8", "model.embed_dim=64", "model.depth=2", "model.num_heads=4",
          "mae.decoder_dim=32", "mae.decoder_heads=2", "train.batch_size=4", "train.epochs=2", "train.warmup_epochs=1",
@@ -47,7 +47,7 @@ def test_shipped_recipes_load_and_follow_mae_lite():
 def test_lr_schedule_and_weight_decay_groups():
     assert lr_at(0, 1.0, 10, 110) == 0 and lr_at(5, 1.0, 10, 110) == 0.5 and lr_at(10, 1.0, 10, 110) == 1.0
     assert lr_at(60, 1.0, 10, 110) == pytest.approx(0.5) and lr_at(110, 1.0, 10, 110, 0.1) == pytest.approx(0.1)
-    from pretrain.engine import build_method
+    from mimtrack.pretrain.engine import build_method
 
     method = build_method(small_config())
     decay, no_decay = param_groups(method, 0.05)
@@ -78,8 +78,8 @@ def test_cli_run_writes_mae_lite_layout_that_initialises_the_tracker(tmp_path, c
     assert all(k.startswith("model.") for k in state)
     assert (out / "checkpoint_e0002.pth").is_file()
 
-    from tracker.config import load_tracker_config
-    from tracker.model.ostrack import build_model
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.model.ostrack import build_model
 
     tracker_cfg = load_tracker_config("vit_tiny_256_ce", overrides=[
         "model.backbone.embed_dim=64", "model.backbone.depth=2", "model.backbone.num_heads=4",
@@ -112,7 +112,7 @@ def test_resume_continues_identically(tmp_path):
 
 
 def test_distillation_d2_and_mocov3_runs(tmp_path, capsys):
-    from pretrain.mae import mae_vit
+    from mimtrack.pretrain.mae import mae_vit
 
     data = make_images(tmp_path / "data", count=8)
     teacher = mae_vit("vit_tiny", img_size=32, patch_size=8, decoder_depth=0)  # 12 layers, 192-d, 12 heads

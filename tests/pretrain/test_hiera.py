@@ -10,10 +10,10 @@ from timm.models.hiera import Hiera as TimmHiera
 from timm.models.hiera import checkpoint_filter_fn
 
 from mimtrack.errors import UserError
-from pretrain.checkpoints import load_pretrained_backbone
-from pretrain.distill import MAEPretraining, load_teacher
-from pretrain.hiera import HieraClassifier, block_attention_logits, create_hiera, hiera_state_from_timm
-from pretrain.mae_hiera import mae_hiera
+from mimtrack.pretrain.checkpoints import load_pretrained_backbone
+from mimtrack.pretrain.distill import MAEPretraining, load_teacher
+from mimtrack.pretrain.hiera import HieraClassifier, block_attention_logits, create_hiera, hiera_state_from_timm
+from mimtrack.pretrain.mae_hiera import mae_hiera
 from tests.pretrain.test_distill import short_run, smooth_images
 
 TINY = dict(embed_dim=46, num_heads=1, stages=(1, 2, 7, 2))
@@ -232,7 +232,7 @@ def test_hiera_distill_pretraining_then_finetune_run_end_to_end(tmp_path, capsys
 def test_analyze_accepts_a_hiera_checkpoint(tmp_path, capsys):
     """CKA (A against itself: unit diagonal; against a ViT: 13 x 13) and layer probing over Hiera's 12 blocks."""
     from mimtrack import cli
-    from pretrain.vit import VisionTransformer
+    from mimtrack.pretrain.vit import VisionTransformer
     from tests.pretrain.test_analysis import make_class_images
 
     images = make_class_images(tmp_path / "imgs")

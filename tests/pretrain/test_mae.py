@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from pretrain.mae import (MaskedAutoencoderViT, mae_vit_small_patch16, mae_vit_tiny_d13_patch16, mae_vit_tiny_patch16,
+from mimtrack.pretrain.mae import (MaskedAutoencoderViT, mae_vit_small_patch16, mae_vit_tiny_d13_patch16, mae_vit_tiny_patch16,
                           sincos_pos_embed_2d)
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.mocov3 import MoCoV3, build_mlp, momentum_at, mocov3_vit
+from mimtrack.pretrain.mocov3 import MoCoV3, build_mlp, momentum_at, mocov3_vit
 
 
 def small_moco(**kwargs):

@@ -2,9 +2,9 @@
 
 import torch
 
-from pretrain.checkpoints import load_pretrained_backbone
-from pretrain.transfer.classify import ViTClassifier
-from pretrain.vit import RelPosAttention, create_vit, rpe_state_from_plain, rpe_state_to_mae_lite
+from mimtrack.pretrain.checkpoints import load_pretrained_backbone
+from mimtrack.pretrain.transfer.classify import ViTClassifier
+from mimtrack.pretrain.vit import RelPosAttention, create_vit, rpe_state_from_plain, rpe_state_to_mae_lite
 
 
 def test_rpe_tables_have_beits_shapes_and_index():

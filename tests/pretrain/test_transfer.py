@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from mimtrack import cli
-from pretrain.transfer.classify import build_classifier, build_optimizer
-from pretrain.transfer.config import load_classify_config
-from pretrain.transfer.segment import read_pair, segmentation_metrics, update_confusion
-from pretrain.transfer.semantic_fpn import slide_inference
+from mimtrack.pretrain.transfer.classify import build_classifier, build_optimizer
+from mimtrack.pretrain.transfer.config import load_classify_config
+from mimtrack.pretrain.transfer.segment import read_pair, segmentation_metrics, update_confusion
+from mimtrack.pretrain.transfer.semantic_fpn import slide_inference
 
 COLOURS = ("red", "green", "blue")
 
@@ -208,7 +208,7 @@ def test_randaugment_posterize_at_magnitude_10_gives_black_instead_of_raising():
     from PIL import Image
     from timm.data.auto_augment import AugmentOp
 
-    from pretrain.transfer.data import patch_timm_posterize
+    from mimtrack.pretrain.transfer.data import patch_timm_posterize
 
     img = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
     patch_timm_posterize()

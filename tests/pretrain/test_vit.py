@@ -3,7 +3,7 @@ import timm
 import torch
 
 from mimtrack.errors import UserError
-from pretrain.vit import VIT_CONFIGS, Attention, VisionTransformer, create_vit, resample_pos_embed
+from mimtrack.pretrain.vit import VIT_CONFIGS, Attention, VisionTransformer, create_vit, resample_pos_embed
 
 
 def test_registry_matches_mae_lite():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tracker.checkpoints import save_tracker_checkpoint
-from tracker.config import load_tracker_config
-from tracker.model import build_model
+from mimtrack.tracker.checkpoints import save_tracker_checkpoint
+from mimtrack.tracker.config import load_tracker_config
+from mimtrack.tracker.model import build_model
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import tracker.bench as bench
+import mimtrack.tracker.bench as bench
 from mimtrack.cli import main
 
 SMALL = ["--set", "model.backbone.depth=2", "--set", "model.ce.locations=[1]", "--set", "model.ce.keep_ratio=[0.7]",
@@ -82,7 +82,7 @@ def test_bench_on_an_image_folder_and_bad_arguments(tmp_path, capsys):
 
 
 def test_bench_bundled_times_the_bundled_recipe_and_weights(tmp_path, capsys):
-    from tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+    from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
 
     out = tmp_path / "bench.json"
     assert main(["bench", "--bundled", "--frames", "2", "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0

@@ -3,9 +3,9 @@ real object, far better than holding the first box still."""
 
 import numpy as np
 
-from evaluation.datasets import load_dataset
-from evaluation.metrics import box_iou, curve_auc, success_curve
-from tracker.inference import load_tracker, read_image_rgb
+from mimtrack.evaluation.datasets import load_dataset
+from mimtrack.evaluation.metrics import box_iou, curve_auc, success_curve
+from mimtrack.tracker.inference import load_tracker, read_image_rgb
 
 
 def _auc(boxes, gt):

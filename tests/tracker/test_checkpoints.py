@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from mimtrack.errors import UserError
-from tracker.checkpoints import load_tracker_weights, save_tracker_checkpoint
-from tracker.config import TrackerConfig
-from tracker.model import build_model
+from mimtrack.tracker.checkpoints import load_tracker_weights, save_tracker_checkpoint
+from mimtrack.tracker.config import TrackerConfig
+from mimtrack.tracker.model import build_model
 
 
 def _cfg(arch="vit_tiny", depth=2):

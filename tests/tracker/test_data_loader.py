@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from mimtrack.errors import UserError
-from tracker.config import TrackerConfig, TrainDataset
-from tracker.data import build_train_loader
-from tracker.data.lmdb_pack import pack_lmdb
-from tracker.data.loader import build_pair_dataset
-from tracker.data.sources import build_source
-from tracker.data.synthetic import make_synthetic
+from mimtrack.tracker.config import TrackerConfig, TrainDataset
+from mimtrack.tracker.data import build_train_loader
+from mimtrack.tracker.data.lmdb_pack import pack_lmdb
+from mimtrack.tracker.data.loader import build_pair_dataset
+from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluation.datasets import load_dataset
+from mimtrack.evaluation.datasets import load_dataset
 from mimtrack import cli
 from mimtrack.errors import UserError
-from tracker.data.photos import PhotoBank, PhotoPairSource, PhotoVideo, random_view
-from tracker.data.sources import build_source
-from tracker.data.synthetic import make_synthetic, random_texture
+from mimtrack.tracker.data.photos import PhotoBank, PhotoPairSource, PhotoVideo, random_view
+from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.synthetic import make_synthetic, random_texture
 
 from tests.fabricate import tree_digest
 
@@ -119,8 +119,8 @@ def test_second_view_box_covers_the_warped_region(seed):
 
 
 def test_training_batches_from_photos(photo_dir, tmp_path):
-    from tracker.config import TrainDataset, load_tracker_config
-    from tracker.data.loader import build_pair_dataset
+    from mimtrack.tracker.config import TrainDataset, load_tracker_config
+    from mimtrack.tracker.data.loader import build_pair_dataset
 
     make_synthetic("got10k", tmp_path / "got10k", sequences=2, frames=40, size=(96, 72), seed=2, photos=photo_dir)
     cfg = load_tracker_config("smoke_cpu")

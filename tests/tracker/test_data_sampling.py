@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from mimtrack.errors import UserError
-from tracker.config import TrackerConfig
-from tracker.data.processing import IMAGENET_MEAN, IMAGENET_STD, PairProcessor, center_heatmap, gaussian_radius
-from tracker.data.sampler import PairSampler, causal_pair
-from tracker.data.sources import Source, TrainSequence
+from mimtrack.tracker.config import TrackerConfig
+from mimtrack.tracker.data.processing import IMAGENET_MEAN, IMAGENET_STD, PairProcessor, center_heatmap, gaussian_radius
+from mimtrack.tracker.data.sampler import PairSampler, causal_pair
+from mimtrack.tracker.data.sources import Source, TrainSequence
 
 
 def _sequence(name, visible):

@@ -7,14 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from evaluation.datasets._common import split_file
+from mimtrack.evaluation.datasets._common import split_file
 from mimtrack import cli
 from mimtrack.errors import UserError
 from tests import fabricate
-from tracker.data.lmdb_pack import LmdbSource, pack_lmdb
-from tracker.data.locations import location_of, resolve_locations
-from tracker.data.sources import build_source, decode_frame
-from tracker.data.synthetic import make_synthetic
+from mimtrack.tracker.data.lmdb_pack import LmdbSource, pack_lmdb
+from mimtrack.tracker.data.locations import location_of, resolve_locations
+from mimtrack.tracker.data.sources import build_source, decode_frame
+from mimtrack.tracker.data.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_pack_lmdb_cli_errors(tmp_path, capsys):
 
 
 def test_corrupt_frame_bytes_raise_corrupt_frame():
-    from tracker.data.sources import CorruptFrame
+    from mimtrack.tracker.data.sources import CorruptFrame
 
     with pytest.raises(CorruptFrame):
         decode_frame(b"not a jpeg", "f.jpg")

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from evaluation.datasets import load_dataset
+from mimtrack.evaluation.datasets import load_dataset
 from mimtrack import cli
-from tracker.data.sources import build_source
-from tracker.data.synthetic import SyntheticVideo, make_synthetic
+from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.synthetic import SyntheticVideo, make_synthetic
 
 from tests.fabricate import tree_digest
 

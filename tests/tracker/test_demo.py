@@ -4,13 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.inference as inference
+import mimtrack.tracker.inference as inference
 from mimtrack.cli import main
-from tracker import build_model
-from tracker.checkpoints import save_tracker_checkpoint
-from tracker import clip
-from tracker.clip import demo_clip, render_clip
-from tracker.config import load_tracker_config
+from mimtrack.tracker import build_model
+from mimtrack.tracker.checkpoints import save_tracker_checkpoint
+from mimtrack.tracker import clip
+from mimtrack.tracker.clip import demo_clip, render_clip
+from mimtrack.tracker.config import load_tracker_config
 
 CONFIG = "vit_tiny_256_ce"
 

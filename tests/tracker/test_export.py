@@ -7,13 +7,13 @@ import onnx
 import pytest
 import torch
 
-import tracker.export as export
+import mimtrack.tracker.export as export
 from mimtrack.cli import main
 from mimtrack.errors import UserError
-from tracker import build_model, load_tracker, read_image_rgb
-from tracker.backends import OnnxNetwork
-from tracker.checkpoints import save_tracker_checkpoint
-from tracker.config import load_tracker_config
+from mimtrack.tracker import build_model, load_tracker, read_image_rgb
+from mimtrack.tracker.backends import OnnxNetwork
+from mimtrack.tracker.checkpoints import save_tracker_checkpoint
+from mimtrack.tracker.config import load_tracker_config
 
 
 @pytest.fixture(scope="module")

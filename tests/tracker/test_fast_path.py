@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from mimtrack.errors import UserError
-from tracker import Tracker, build_model, load_tracker
-from tracker.backends import TorchNetwork, physical_cores
-from tracker.config import load_tracker_config
-from tracker.geometry import clip_box, crop_resize, crop_square, hann2d, map_box_back
-from tracker.model.head import decode
+from mimtrack.tracker import Tracker, build_model, load_tracker
+from mimtrack.tracker.backends import TorchNetwork, physical_cores
+from mimtrack.tracker.config import load_tracker_config
+from mimtrack.tracker.geometry import clip_box, crop_resize, crop_square, hann2d, map_box_back
+from mimtrack.tracker.model.head import decode
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -149,7 +149,7 @@ def test_torch_int8_runs_and_stays_close_to_float():
     torch.manual_seed(0)
     cfg = load_tracker_config("vit_tiny_256_ce", SMALL)
     model = build_model(cfg).eval()
-    from tracker.backends import quantize_torch_int8
+    from mimtrack.tracker.backends import quantize_torch_int8
 
     quantized = TorchNetwork(quantize_torch_int8(model), "cpu")
     float_net = TorchNetwork(model, "cpu")

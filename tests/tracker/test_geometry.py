@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mimtrack.errors import UserError
-from tracker.geometry import box_to_crop, clip_box, crop_square, hann2d, map_box_back
+from mimtrack.tracker.geometry import box_to_crop, clip_box, crop_square, hann2d, map_box_back
 
 
 def _coordinate_image(height, width):

@@ -4,13 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-import tracker.inference as inference
+import mimtrack.tracker.inference as inference
 from mimtrack.errors import UserError
-from tracker import Tracker, build_model, load_tracker, read_image_rgb
-from tracker.checkpoints import save_tracker_checkpoint
-from tracker.config import load_tracker_config
-from tracker.geometry import crop_square
-from tracker.model.head import decode
+from mimtrack.tracker import Tracker, build_model, load_tracker, read_image_rgb
+from mimtrack.tracker.checkpoints import save_tracker_checkpoint
+from mimtrack.tracker.config import load_tracker_config
+from mimtrack.tracker.geometry import crop_square
+from mimtrack.tracker.model.head import decode
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])

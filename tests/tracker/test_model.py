@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from mimtrack.errors import UserError
-from tracker.config import TrackerConfig
-from tracker.model import OSTrack, build_model
-from tracker.model.backbone import template_centre_index
-from tracker.model.head import CenterHead, cell_box, decode
+from mimtrack.tracker.config import TrackerConfig
+from mimtrack.tracker.model import OSTrack, build_model
+from mimtrack.tracker.model.backbone import template_centre_index
+from mimtrack.tracker.model.head import CenterHead, cell_box, decode
 
 
 def _cfg(arch="vit_tiny", depth=None, locations=(3, 6, 9), template=128, search=256, template_range="CTR_POINT"):

@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
-import tracker.inference as inference
+import mimtrack.tracker.inference as inference
 from mimtrack.cli import main
 from tests.fabricate import make_got10k, make_otb
-from tracker import load_tracker, read_image_rgb
+from mimtrack.tracker import load_tracker, read_image_rgb
 
 CONFIG = "vit_tiny_256_ce"
 GTS = {  # boxes inside the fabricated 64 x 48 frames
@@ -61,7 +61,7 @@ def test_track_otb_resume_and_same_boxes_as_the_api(otb_root, checkpoint, tmp_pa
     assert all(p.stat().st_mtime_ns == stamps[p] for p in stamps if p.name.startswith("Basketball"))
     assert read_rows(results / "Car4.txt").shape == (5, 4)
 
-    if has_module("evaluation.cli"):
+    if has_module("mimtrack.evaluation.cli"):
         assert main(["eval", "--dataset", "otb", "--root", str(otb_root), "--results", str(results)]) == 0
 
 
@@ -86,7 +86,7 @@ def test_got10k_layout_and_submission(tmp_path, checkpoint, capsys):
     assert read_rows(folder / "GOT-10k_Val_000001_001.txt").shape == (4, 4)
     assert not (tmp_path / "res.zip").exists()      # val has ground truth: nothing to submit
 
-    if has_module("evaluation.submit"):
+    if has_module("mimtrack.evaluation.submit"):
         make_got10k(root, "test", {"GOT-10k_Test_000001": {"gt": gt[:1]}}, frames=True)
         assert track_cli("--checkpoint", checkpoint, "--dataset", "got10k", "--root", root, "--split", "test",
                          "--results", tmp_path / "test") == 0
@@ -100,7 +100,7 @@ def test_track_real_otb_sequence(shared_dir, checkpoint, tmp_path, capsys):
     boxes = read_rows(results / "Crossing.txt")
     assert boxes.shape == (120, 4) and np.isfinite(boxes).all()
     np.testing.assert_array_equal(boxes[0], [205, 151, 17, 50])
-    if has_module("evaluation.cli"):
+    if has_module("mimtrack.evaluation.cli"):
         assert main(["eval", "--dataset", "otb", "--root", str(shared_dir / "data" / "otb"),
                      "--sequences", "Crossing", "--results", str(results)]) == 0
 

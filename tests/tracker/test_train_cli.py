@@ -4,9 +4,9 @@ import torch
 
 from mimtrack.cli import main
 from tests.tracker.train_helpers import tiny_config
-from tracker.checkpoints import load_tracker_weights
-from tracker.model import build_model
-from tracker.train.weights import export_weights
+from mimtrack.tracker.checkpoints import load_tracker_weights
+from mimtrack.tracker.model import build_model
+from mimtrack.tracker.train.weights import export_weights
 
 RECIPE = """
 name: bad

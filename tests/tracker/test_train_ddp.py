@@ -35,7 +35,7 @@ def _worker(rank, world_size, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from mimtrack import distributed
-    from tracker.train.trainer import Trainer
+    from mimtrack.tracker.train.trainer import Trainer
 
     info = distributed.init_distributed("cpu")
     try:
@@ -50,7 +50,7 @@ def _worker(rank, world_size, port, out_dir):
 
 def test_two_process_ddp_gradients_equal_single_process_on_the_combined_batch(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    from tracker.train.trainer import Trainer
+    from mimtrack.tracker.train.trainer import Trainer
 
     cfg = tiny_config(grad_clip=1e9)
     cfg.model.backbone.drop_path = 0.0

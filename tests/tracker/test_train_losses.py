@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from tracker.train.losses import TrackingLoss, box_cxcywh_to_xyxy, focal_loss, giou
+from mimtrack.tracker.train.losses import TrackingLoss, box_cxcywh_to_xyxy, focal_loss, giou
 
 
 def test_focal_loss_hand_computed_on_a_2x2_map():

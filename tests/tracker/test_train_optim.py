@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tests.tracker.train_helpers import tiny_config
-from tracker.model import build_model
-from tracker.train.optim import build_optimizer, build_scheduler, ce_keep_rate, keep_rate_for_epoch, param_groups
+from mimtrack.tracker.model import build_model
+from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, ce_keep_rate, keep_rate_for_epoch, param_groups
 
 
 def test_backbone_parameters_get_a_tenth_of_the_learning_rate_and_all_get_weight_decay():

@@ -8,9 +8,9 @@ import torch
 from mimtrack import trainstate
 from mimtrack.errors import Stopped, UserError
 from tests.tracker.train_helpers import fake_loader_factory, tiny_config
-from tracker.checkpoints import load_tracker_weights
-from tracker.model import build_model
-from tracker.train.trainer import Trainer
+from mimtrack.tracker.checkpoints import load_tracker_weights
+from mimtrack.tracker.model import build_model
+from mimtrack.tracker.train.trainer import Trainer
 
 
 def _trainer(cfg, out, resume=False, on_step=None, samples=16):
@@ -71,7 +71,7 @@ def test_checkpoint_holds_the_model_issue_format_and_loads_as_tracker_weights(tm
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["phase"] == "train"]
     assert len(train) == 1 and {"loss", "focal", "giou", "l1", "iou", "lr", "samples_per_s", "skipped"} <= set(train[0])
-    from tracker.config import load_tracker_config
+    from mimtrack.tracker.config import load_tracker_config
 
     assert load_tracker_config(str(tmp_path / "config.yaml")).model == cfg.model  # the resolved config reloads
 

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from evaluation import vot, vot_cli
-from evaluation.datasets import load_dataset
+from mimtrack.evaluation import vot, vot_cli
+from mimtrack.evaluation.datasets import load_dataset
 from mimtrack.cli import main
 from tests.conftest import REPO
 from tests.evaluation import vot_workspace as fab
-from tracker import vot_runner
+from mimtrack.tracker import vot_runner
 
 FAR = 10_000.0   # a box this far away has overlap 0 with any ground truth
 
@@ -174,8 +174,8 @@ def test_trax_server_answers_with_the_boxes_of_load_tracker(tmp_path, one_torch_
     trax = pytest.importorskip("trax")
     from trax.client import Client
 
-    from tracker import load_tracker, read_image_rgb
-    from tracker.runner import track_frames
+    from mimtrack.tracker import load_tracker, read_image_rgb
+    from mimtrack.tracker.runner import track_frames
 
     root = tmp_path / "sequences"
     main(["make-synthetic", "--format", "vot", "--out", str(root), "--sequences", "1", "--frames", "8",
@@ -215,7 +215,7 @@ def test_trax_server_answers_with_the_boxes_of_load_tracker(tmp_path, one_torch_
 def test_real_sequences_converted_to_vot(shared_dir, tmp_path):
     import cv2
 
-    from tracker.data.vot_layout import convert_sequences
+    from mimtrack.tracker.data.vot_layout import convert_sequences
 
     real = shared_dir / "data" / "real"
     if not real.is_dir():

@@ -7,7 +7,7 @@ epoch sees exactly the batches an uninterrupted one does.
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tracker.config import TrackerConfig
+from mimtrack.tracker.config import TrackerConfig
 
 
 def tiny_config(**train):

@@ -9,8 +9,8 @@ A root that itself holds ``groundtruth.txt`` is one sequence.
 
 import os
 
-from evaluation import io
-from evaluation.datasets._common import list_frames, natural_key, read_labels
+from mimtrack.evaluation import io
+from mimtrack.evaluation.datasets._common import list_frames, natural_key, read_labels
 from mimtrack.errors import UserError
 
 from .sources import Source, TrainSequence, box_visible

@@ -177,7 +177,7 @@ class LmdbSource(Source):
             return None
         if self.name not in ("lasot", "got10k"):
             raise UserError(f"{self.path}: packed split {meta['split']!r}, the recipe asks for {split!r}")
-        from evaluation.datasets import split_names
+        from mimtrack.evaluation.datasets import split_names
 
         return set(split_names(self.name, split))
 

@@ -8,7 +8,7 @@ Three pieces, all seeded:
   blob, with a soft edge) moves over another photo with the motions real targets have: translation with momentum
   and sudden jumps, scale drift, in-plane rotation, perspective, non-rigid deformation, motion blur, illumination
   change of the scene and of the target, an occluder crossing it, leaving the frame and coming back, look-alike
-  distractors and camera pan / shake. It has :class:`tracker.data.synthetic.SyntheticVideo`'s interface, so
+  distractors and camera pan / shake. It has :class:`mimtrack.tracker.data.synthetic.SyntheticVideo`'s interface, so
   ``mimtrack make-synthetic --photos DIR`` writes it in every official layout. The ground truth is the bounding box
   of the target's drawn (alpha >= 0.5) pixels, so it matches what is drawn.
 - :class:`PhotoPairSource` — still-image pairs the way SiamRPN++ / OSTrack use COCO (``--data photos=DIR``): each
@@ -27,7 +27,7 @@ import os
 import cv2
 import numpy as np
 
-from evaluation.datasets._common import list_frames, natural_key
+from mimtrack.evaluation.datasets._common import list_frames, natural_key
 from mimtrack.errors import UserError
 
 from .sources import CorruptFrame, Source, TrainSequence
@@ -282,7 +282,7 @@ class PhotoVideo:
 
     ``render(k)`` -> (BGR uint8 frame, the target's full box [x, y, w, h], possibly partly outside the image);
     ``labels()`` -> (per-frame GT clipped to the image with 0 rows when out of view, in-view fraction, visible
-    fraction), as :class:`tracker.data.synthetic.SyntheticVideo`.
+    fraction), as :class:`mimtrack.tracker.data.synthetic.SyntheticVideo`.
     """
 
     def __init__(self, rng, n_frames, size, bank, absence=True, occlusion=True, distractors=None):

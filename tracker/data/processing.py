@@ -2,8 +2,8 @@
 
 1. Joint transforms on the full frames, one roll for the pair: grayscale (p 0.05), horizontal flip (p 0.5).
 2. Per crop: jitter the GT box (size * exp(N(0,1) * scale_jitter), centre moved by uniform(-0.5, 0.5) *
-   sqrt(jittered area) * center_jitter), crop around the jittered box with :func:`tracker.geometry.crop_square`
-   (the crop inference uses) and map the GT into the crop with :func:`tracker.geometry.box_to_crop`.
+   sqrt(jittered area) * center_jitter), crop around the jittered box with :func:`mimtrack.tracker.geometry.crop_square`
+   (the crop inference uses) and map the GT into the crop with :func:`mimtrack.tracker.geometry.box_to_crop`.
 3. Validity: crop side >= 1, the crop not entirely padding, its 1/16-downsampled padding mask not all padding.
 4. Per crop, independent rolls (training only): brightness factor in [0.8, 1.2], horizontal flip (p 0.5) on
    normalised coordinates; then ImageNet normalisation.
@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from tracker.geometry import box_to_crop, crop_square
+from mimtrack.tracker.geometry import box_to_crop, crop_square
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

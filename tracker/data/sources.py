@@ -4,7 +4,7 @@ A source exposes ``len(source)`` sequences; ``source.sequence(i)`` is a :class:`
 are keys that ``source.read(key)`` turns into the encoded image bytes (file paths for folders, record keys for
 LMDB). Decoding happens in one place (:func:`decode_frame`), so a folder and its LMDB give identical pixels.
 
-Video benchmarks are read with :mod:`evaluation.datasets`: training and testing share one dataset code.
+Video benchmarks are read with :mod:`mimtrack.evaluation.datasets`: training and testing share one dataset code.
 """
 
 import dataclasses
@@ -101,7 +101,7 @@ def benchmark_source(name, root, split):
     Visibility (tracker.md 3.1): LaSOT not full_occlusion and not out_of_view; GOT-10k absence == 0 and cover > 0
     (both come as ``Sequence.visible``); every dataset also needs w, h > 0.
     """
-    from evaluation.datasets import load_dataset
+    from mimtrack.evaluation.datasets import load_dataset
 
     sequences = []
     for seq in load_dataset(name, root, split):

@@ -259,7 +259,7 @@ def write_coco(out, split, images, size, seed):
 
 def sequence_names(fmt, count, split):
     if fmt == "lasot":
-        from evaluation.datasets._common import split_file
+        from mimtrack.evaluation.datasets._common import split_file
 
         names = split_file("lasot")[split]
         if count > len(names):
@@ -273,7 +273,7 @@ def sequence_names(fmt, count, split):
 def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None,
                    overwrite=False):
     """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
-    to cut targets, backgrounds, distractors and occluders from (:class:`tracker.data.photos.PhotoVideo`)
+    to cut targets, backgrounds, distractors and occluders from (:class:`mimtrack.tracker.data.photos.PhotoVideo`)
     instead of drawing procedural textures.
 
     The target (``out``; GOT-10k: ``out/<split>``, so the splits can share a root) must be empty or absent: new
@@ -316,13 +316,13 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         elif fmt == "got10k":
             write_got10k(out, name, video, split)
         elif fmt == "vot":
-            from tracker.data import vot_layout
+            from mimtrack.tracker.data import vot_layout
 
             vot_layout.write_synthetic(out, name, video)
         else:
             write_otb(out, name, video)
     if fmt == "vot":
-        from tracker.data import vot_layout
+        from mimtrack.tracker.data import vot_layout
 
         vot_layout.write_list(out, names)
     if fmt == "got10k":

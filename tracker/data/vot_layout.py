@@ -1,4 +1,4 @@
-"""Writing sequences in the vot-toolkit layout (what ``evaluation.datasets.vot`` and ``vot`` read).
+"""Writing sequences in the vot-toolkit layout (what ``mimtrack.evaluation.datasets.vot`` and ``vot`` read).
 
 ``<out>/list.txt``, ``<out>/<seq>/sequence`` (``channels.color=color/%08d.jpg``, fps, name, width, height,
 length), ``<out>/<seq>/color/%08d.jpg``, ``groundtruth.txt`` (``x,y,w,h`` rows), ``anchor.value`` (multistart
@@ -47,11 +47,11 @@ def write_list(out, names):
 
 
 def convert_sequences(sequences, out):
-    """Copy benchmark sequences (``evaluation.sequence.Sequence`` with JPEG frames and x,y,w,h ground truth,
+    """Copy benchmark sequences (``mimtrack.evaluation.sequence.Sequence`` with JPEG frames and x,y,w,h ground truth,
     e.g. OTB ones) into the VOT layout under ``out``; returns the names written."""
     import cv2
 
-    from evaluation.datasets.vot import image_size
+    from mimtrack.evaluation.datasets.vot import image_size
 
     names = []
     for sequence in sequences:
@@ -72,9 +72,9 @@ def convert_sequences(sequences, out):
 
 
 def write_synthetic(out, name, video):
-    """One ``tracker.data.synthetic.SyntheticVideo`` as a VOT sequence (``make-synthetic --format vot``); frames
+    """One ``mimtrack.tracker.data.synthetic.SyntheticVideo`` as a VOT sequence (``make-synthetic --format vot``); frames
     where less than half of the target is visible are tagged ``occlusion``."""
-    from tracker.data.synthetic import _render_video
+    from mimtrack.tracker.data.synthetic import _render_video
 
     folder = os.path.join(out, name)
     gt, in_view, visible = _render_video(video, [os.path.join(folder, "color", "%08d.jpg" % (k + 1))

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from pretrain.vit import VisionTransformer, resample_pos_embed
+from mimtrack.pretrain.vit import VisionTransformer, resample_pos_embed
 
 TEMPLATE_RANGES = ("CTR_POINT", "ALL")
 

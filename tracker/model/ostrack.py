@@ -1,13 +1,15 @@
 """The OSTrack network (one-stream ViT + CENTER head) and its builder from a :class:`TrackerConfig`."""
 
 import math
+import os
 
 from torch import nn
 
 from mimtrack.errors import UserError
-from pretrain.vit import vit_kwargs
-from tracker.model.backbone import TEMPLATE_RANGES, OneStreamViT
-from tracker.model.head import CenterHead, cell_box, decode
+from mimtrack.pretrain.vit import vit_kwargs
+from mimtrack.tracker.config import load_tracker_config
+from mimtrack.tracker.model.backbone import TEMPLATE_RANGES, OneStreamViT
+from mimtrack.tracker.model.head import CenterHead, cell_box, decode
 
 
 class OSTrack(nn.Module):
@@ -81,9 +83,11 @@ def _check_config(cfg):
 
 
 def build_model(cfg, pretrained=None):
-    """Build OSTrack from ``cfg`` (TrackerConfig); ``pretrained``: a pre-training checkpoint (MAE, MAE-Lite,
-    DeiT, or an OSTrack file) to initialise the backbone from. Its LoadReport is printed and kept as
-    ``model.pretrained_report``."""
+    """Build OSTrack from ``cfg``: a TrackerConfig, or a shipped recipe name / YAML path (as ``load_tracker``
+    takes); ``pretrained``: a pre-training checkpoint (MAE, MAE-Lite, DeiT, or an OSTrack file) to initialise the
+    backbone from. Its LoadReport is printed and kept as ``model.pretrained_report``."""
+    if isinstance(cfg, (str, os.PathLike)):
+        cfg = load_tracker_config(cfg)
     _check_config(cfg)
     b, ce = cfg.model.backbone, cfg.model.ce
     arch = vit_kwargs(b.arch, embed_dim=b.embed_dim, depth=b.depth, num_heads=b.num_heads)
@@ -105,7 +109,7 @@ def build_model(cfg, pretrained=None):
     model = OSTrack(backbone, CenterHead(arch["embed_dim"], cfg.model.head.channels))
     model.pretrained_report = None
     if pretrained:
-        from pretrain.checkpoints import load_pretrained_backbone
+        from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 
         model.pretrained_report = load_pretrained_backbone(backbone, pretrained)
         print(f"backbone initialised from {pretrained}: {model.pretrained_report.summary()}")

@@ -26,9 +26,9 @@ def add_arguments(parser):
 def run(args):
     from mimtrack import distributed
     from mimtrack.errors import UserError
-    from tracker.config import load_tracker_config
-    from tracker.data import resolve_locations
-    from tracker.train.trainer import Trainer, check_train_config, data_loader_factory
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.data import resolve_locations
+    from mimtrack.tracker.train.trainer import Trainer, check_train_config, data_loader_factory
 
     overrides = list(args.overrides)
     if args.epochs is not None:

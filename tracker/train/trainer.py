@@ -3,7 +3,7 @@
 Checkpoint (``DIR/last.pth``, ``DIR/checkpoint_eNNNN.pth``): ``{'net', 'epoch', 'step', 'global_step',
 'optimizer', 'scheduler', 'scaler', 'rng', 'config'}`` where ``epoch`` counts finished epochs and ``step`` the
 batches already done in the next one (non-zero only for a checkpoint taken on a stop signal mid-epoch).
-``net`` is the bare model's state dict: it loads with ``tracker.checkpoints.load_tracker_weights`` and strictly
+``net`` is the bare model's state dict: it loads with ``mimtrack.tracker.checkpoints.load_tracker_weights`` and strictly
 in OSTrack's code. Resuming restores weights, optimizer, scheduler, scaler and every RNG, and re-enters the epoch
 at the same batch; the data pipeline draws each sample from (seed, epoch, index) alone, so the continued run
 matches an uninterrupted one exactly.
@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader
 from mimtrack import distributed, trainstate
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
-from tracker.train.losses import TrackingLoss
-from tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
+from mimtrack.tracker.train.losses import TrackingLoss
+from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
@@ -72,7 +72,7 @@ def skip_batches(loader, n):
 def data_loader_factory(cfg, locations, dist_info):
     """loader_factory for :class:`Trainer` over tracker.data: one loader per split, built once (datasets are
     listed once), moved to each epoch with ``set_epoch``. Builds the train loader now, so bad data fails early."""
-    from tracker.data import build_train_loader
+    from mimtrack.tracker.data import build_train_loader
 
     loaders = {}
 
@@ -122,12 +122,12 @@ class Trainer:
             trainstate.remove_stale_temp_files(self.output_dir, log=lambda m: print(m, file=sys.stderr))
             if resume and resume_path is None:
                 print(f"--resume: no checkpoint in {self.output_dir}; starting from scratch", file=sys.stderr)
-        from tracker.model import build_model
+        from mimtrack.tracker.model import build_model
 
         seed_everything(self.train_cfg.seed)  # same initial weights on every rank
         model = build_model(cfg, pretrained=None if resume_path else self.train_cfg.pretrained)
         if self.train_cfg.init and not resume_path:
-            from tracker.checkpoints import load_tracker_weights
+            from mimtrack.tracker.checkpoints import load_tracker_weights
 
             # strict: the recipe must describe the same network; fp16 weights are copied into the fp32 parameters
             load_tracker_weights(model, self.train_cfg.init)

@@ -1,6 +1,6 @@
 """Ship a trained tracker: keep only the network weights of a training checkpoint, optionally stored as fp16.
 
-    python -m tracker.train.weights runs/demo/last.pth tracker/weights/demo.pth
+    python -m mimtrack.tracker.train.weights runs/demo/last.pth tracker/weights/demo.pth
 
 The result is ``{'net': state_dict}``: ``load_tracker_weights`` (strict) reads it, and ``load_state_dict`` casts
 fp16 values back into the fp32 parameters. Integer buffers (BatchNorm's num_batches_tracked) keep their dtype.
@@ -25,7 +25,7 @@ def export_weights(checkpoint_path, out_path, half=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tracker.train.weights", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mimtrack.tracker.train.weights", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("out")
     parser.add_argument("--fp32", action="store_true", help="keep fp32 storage (default: fp16)")
