@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mimtrack.errors import UserError
-from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
+from mimtrack.checkpoints import extract_state_dict, load_checkpoint
+from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained
 from mimtrack.pretrain.hiera import hiera_state_from_timm, is_hiera
 from mimtrack.pretrain.mae import mae_vit
 
@@ -116,7 +117,7 @@ def load_teacher(path, arch="vit_base", num_heads=None, img_size=224, patch_size
     or timm ViT file; for a Hiera ``arch``, the official ``{'model_state': ...}`` MAE Hiera, MAE-Lite's or timm's
     layout). Every encoder tensor must come from the file: a wrong architecture is a UserError."""
     source = os.fspath(path)
-    state, fmt = extract_state_dict(load_checkpoint_file(source), source=f"teacher {source}")
+    state, fmt = extract_state_dict(load_checkpoint(source), source=f"teacher {source}")
     state = {k: v for k, v in state.items() if not _TEACHER_DROP.match(k)}
     if is_hiera(arch):
         from mimtrack.pretrain.mae_hiera import mae_hiera

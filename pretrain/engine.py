@@ -21,9 +21,9 @@ from mimtrack import distributed
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.trainstate import (LAST_NAME, StopSignals, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
-                                 remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state,
-                                 worker_ignores_stop_signals)
+from mimtrack.checkpoints import (LAST_NAME, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
+                                  remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
+from mimtrack.stopping import StopSignals, worker_ignores_stop_signals
 from mimtrack.pretrain.data import EpochSampler, build_dataset, collate_skipping
 
 

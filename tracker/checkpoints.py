@@ -8,21 +8,29 @@ import re
 
 import torch
 
+from mimtrack.checkpoints import extract_state_dict, load_checkpoint, save_checkpoint, shape_mismatch_message
 from mimtrack.errors import UserError
-from mimtrack.fileio import atomic_write
-from mimtrack.pretrain.checkpoints import extract_state_dict, load_checkpoint_file, shape_mismatch_message
 
 VIT_NAMES = {192: "ViT-Tiny", 384: "ViT-Small", 768: "ViT-Base"}
 
 
-def save_tracker_checkpoint(path, model, **extra):
-    """Write ``{'net': model.state_dict(), **extra}`` to ``path`` atomically (tensors on the CPU)."""
+def tracker_payload(model, half=False, **extra):
+    """``{'net': state_dict, **extra}``, the one tracker-file layout (OSTrack's): what training checkpoints, shipped
+    weights and :func:`save_tracker_checkpoint` hold. ``model``: a module (DDP / DataParallel unwrapped, as OSTrack's
+    trainer does) or a state dict; tensors go to the CPU, floating ones to fp16 when ``half`` (``load_state_dict``
+    casts them back into fp32 parameters; integer buffers such as BatchNorm's ``num_batches_tracked`` keep theirs)."""
     if "net" in extra:
         raise ValueError("'net' is reserved for the model's state dict")
-    model = getattr(model, "module", model)  # unwrap DDP / DataParallel, as OSTrack's trainer does
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_write(path, "wb") as f:
-        torch.save({"net": state, **extra}, f)
+    state = model if isinstance(model, dict) else getattr(model, "module", model).state_dict()
+    state = {k: v.detach().cpu() for k, v in state.items()}
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    return {"net": state, **extra}
+
+
+def save_tracker_checkpoint(path, model, half=False, **extra):
+    """Write :func:`tracker_payload` to ``path`` atomically."""
+    save_checkpoint(path, tracker_payload(model, half=half, **extra))
 
 
 def _describe(state):
@@ -62,7 +70,7 @@ def load_tracker_weights(model, path):
     UserError with a short readable list.
     """
     path = os.fspath(path)
-    ckpt = load_checkpoint_file(path)
+    ckpt = load_checkpoint(path)
     state, fmt = extract_state_dict(ckpt, source=path)
     if not any(k.startswith(("backbone.", "box_head.")) for k in state):
         raise UserError(f"{path}: not a tracker checkpoint (format '{fmt}', no backbone./box_head. weights); "

@@ -24,7 +24,8 @@ from mimtrack.pretrain.analysis.attention import attention_distance, attention_e
 from mimtrack.pretrain.analysis.cka import MinibatchCKA
 from mimtrack.pretrain.analysis.features import hiera_layer_outputs, layer_outputs
 from mimtrack.pretrain.analysis.probing import layer_probe_accuracy, split_held_out
-from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained, extract_state_dict, load_checkpoint_file
+from mimtrack.checkpoints import extract_state_dict, load_checkpoint
+from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained
 from mimtrack.pretrain.transfer.data import ImageListDataset, is_image, list_class_folders
 from mimtrack.pretrain.hiera import HIERA_CONFIGS, HieraEncoder
 from mimtrack.pretrain.vit import VisionTransformer
@@ -87,7 +88,7 @@ def _hiera_from_state(state, source):
 
 def load_vit(path, num_heads):
     """A checkpoint file -> (VisionTransformer or HieraEncoder in eval mode, its constructor kwargs)."""
-    state, fmt = extract_state_dict(load_checkpoint_file(path), source=path)
+    state, fmt = extract_state_dict(load_checkpoint(path), source=path)
     for prefix in ("backbone.", "vit."):  # our classifier / tracker (backbone.*), segmenter (backbone.vit.*)
         state = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
     if "blocks.1.proj.weight" in state and "cls_token" not in state:  # a stage transition: Hiera

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mimtrack import distributed as dist
-from mimtrack import trainstate
+from mimtrack import checkpoints, stopping
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
@@ -207,7 +207,7 @@ def _loaders(cfg, train_samples, val_samples, probe, info):
     sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
                                                    seed=cfg.train.seed) if info.distributed else None)
     common = dict(num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda",
-                  persistent_workers=cfg.data.num_workers > 0, worker_init_fn=trainstate.worker_ignores_stop_signals)
+                  persistent_workers=cfg.data.num_workers > 0, worker_init_fn=stopping.worker_ignores_stop_signals)
     train_loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
                                                sampler=sampler, drop_last=True, **common)
     val_loader = torch.utils.data.DataLoader(val_set, cfg.data.batch_size, shuffle=False, **common)
@@ -237,8 +237,8 @@ def run_classification(args, probe):
         mixup, criterion = build_loss(cfg, len(classes))
         ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema_decay else None
         start_epoch, history = 0, []
-        if args.resume and (path := trainstate.latest_checkpoint(args.output)):
-            ckpt = trainstate.resume_model_and_optimizer(path, model, optimizer)
+        if args.resume and (path := checkpoints.latest_checkpoint(args.output)):
+            ckpt = checkpoints.resume_model_and_optimizer(path, model, optimizer)
             if ema is not None and ckpt.get("ema") is not None:
                 ema.module.load_state_dict(ckpt["ema"])
             start_epoch, history = ckpt["epoch"], ckpt["history"]
@@ -253,7 +253,7 @@ def run_classification(args, probe):
                   f"{len(train_samples)} train / {len(val_samples)} val images, lr {lr:.3g}, "
                   f"{cfg.train.epochs} epochs x {steps} steps")
         os.makedirs(args.output, exist_ok=True)
-        with trainstate.StopSignals() as stop:
+        with stopping.StopSignals() as stop:
             for epoch in range(start_epoch, cfg.train.epochs):
                 if sampler is not None:
                     sampler.set_epoch(epoch)
@@ -287,8 +287,8 @@ def run_classification(args, probe):
 def _save(output, cfg, model, optimizer, ema, next_epoch, history, classes):
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "ema": ema.module.state_dict() if ema is not None else None, "epoch": next_epoch,
-               "history": history, "classes": classes, "config": to_dict(cfg), "rng": trainstate.rng_state()}
-    trainstate.save_checkpoint(os.path.join(output, trainstate.LAST_NAME), payload)
+               "history": history, "classes": classes, "config": to_dict(cfg), "rng": checkpoints.rng_state()}
+    checkpoints.save_checkpoint(os.path.join(output, checkpoints.LAST_NAME), payload)
 
 
 def _write_metrics(output, cfg, history, classes, val_images, probe):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mimtrack import distributed as dist
-from mimtrack import trainstate
+from mimtrack import checkpoints, stopping
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
@@ -235,8 +235,8 @@ def run(args):
         model = build_model(cfg).to(info.device)
         optimizer, scheduler = build_optimizer(cfg, model)
         start, history = 0, []
-        if args.resume and (path := trainstate.latest_checkpoint(args.output)):
-            ckpt = trainstate.resume_model_and_optimizer(path, model, optimizer)
+        if args.resume and (path := checkpoints.latest_checkpoint(args.output)):
+            ckpt = checkpoints.resume_model_and_optimizer(path, model, optimizer)
             start, history = ckpt["iter"], ckpt["history"]
         net = model
         if info.distributed:
@@ -247,7 +247,7 @@ def run(args):
         sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, seed=cfg.train.seed)
                    if info.distributed else None)
         loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
-                                             worker_init_fn=trainstate.worker_ignores_stop_signals,
+                                             worker_init_fn=stopping.worker_ignores_stop_signals,
                                              sampler=sampler, drop_last=len(train_set) >= cfg.data.batch_size,
                                              num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda")
         val_set = ADE20KDataset(val_pairs, cfg.data, train=False)
@@ -257,7 +257,7 @@ def run(args):
         os.makedirs(args.output, exist_ok=True)
         batches = _infinite(loader, sampler)
         started, running = time.time(), 0.0
-        with trainstate.StopSignals() as stop:
+        with stopping.StopSignals() as stop:
             for it in range(start, cfg.train.iters):
                 net.train()
                 scheduler.step_update(it)
@@ -283,9 +283,9 @@ def run(args):
                         print(json.dumps(history[-1]))
                 if info.is_main and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.iters
                                      or stop.requested):
-                    trainstate.save_checkpoint(os.path.join(args.output, trainstate.LAST_NAME), {
+                    checkpoints.save_checkpoint(os.path.join(args.output, checkpoints.LAST_NAME), {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter": done,
-                        "history": history, "config": to_dict(cfg), "rng": trainstate.rng_state()})
+                        "history": history, "config": to_dict(cfg), "rng": checkpoints.rng_state()})
                 if stop.requested:
                     if info.is_main:
                         print(f"stopped by {stop.signal_name} at iteration {done}; resume with --resume")

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mimtrack.checkpoints import ForeignObject, extract_state_dict, load_checkpoint
 from mimtrack.errors import UserError
-from mimtrack.pretrain.checkpoints import (ForeignObject, backbone_state_from_pretrained, extract_state_dict,
-                                  load_checkpoint_file)
+from mimtrack.pretrain.checkpoints import backbone_state_from_pretrained
 from mimtrack.pretrain.vit import VisionTransformer
 from mimtrack.tracker.config import TrackerConfig
 from mimtrack.tracker.model import build_model
@@ -114,7 +114,7 @@ def test_file_pickling_unknown_classes_loads_without_importing_them(tmp_path):
 
     with pytest.raises(Exception):  # what torch >= 2.6 does by default with such a file
         torch.load(path, weights_only=True)
-    ckpt = load_checkpoint_file(path)
+    ckpt = load_checkpoint(path)
     assert module.__name__ not in sys.modules
     torch.testing.assert_close(ckpt["net"]["backbone.norm.weight"], torch.arange(4.0))
     settings = ckpt["settings"]
@@ -129,13 +129,13 @@ def test_truncated_and_foreign_files_are_user_errors(tmp_path):
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[:2000])
     with pytest.raises(UserError, match="truncated.pth"):
-        load_checkpoint_file(truncated)
+        load_checkpoint(truncated)
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint\n")
     with pytest.raises(UserError, match="notes.txt"):
-        load_checkpoint_file(text)
+        load_checkpoint(text)
     with pytest.raises(UserError, match="not found"):
-        load_checkpoint_file(tmp_path / "absent.pth")
+        load_checkpoint(tmp_path / "absent.pth")
 
 
 def test_a_code_executing_pickle_is_not_executed(tmp_path):
@@ -145,7 +145,7 @@ def test_a_code_executing_pickle_is_not_executed(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"model": {"norm.weight": torch.zeros(2)}, "x": Exploit()}, path)
-    ckpt = load_checkpoint_file(path)  # builtins.exec is not on the allow-list: an inert stand-in
+    ckpt = load_checkpoint(path)  # builtins.exec is not on the allow-list: an inert stand-in
     assert isinstance(ckpt["x"], ForeignObject)
 
 

@@ -222,7 +222,7 @@ def test_loader_workers_leave_stop_signals_to_the_main_process(tmp_path):
     """A process-group SIGTERM (timeout, Ctrl-C, schedulers) must not kill workers under the stopping trainer."""
     import signal
 
-    from mimtrack.trainstate import worker_ignores_stop_signals
+    from mimtrack.stopping import worker_ignores_stop_signals
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -5,7 +5,7 @@ import signal
 import pytest
 import torch
 
-from mimtrack import trainstate
+from mimtrack import checkpoints
 from mimtrack.errors import Stopped, UserError
 from tests.tracker.train_helpers import fake_loader_factory, tiny_config
 from mimtrack.tracker.checkpoints import load_tracker_weights
@@ -26,7 +26,7 @@ def _assert_same_state(a, b):
 def test_killed_mid_epoch_and_resumed_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
     cfg = tiny_config(epochs=2, checkpoint_every=5)   # 4 steps per epoch; CE keep rate anneals in epoch 1
     _trainer(cfg, tmp_path / "straight").fit()
-    straight = trainstate.load_checkpoint(tmp_path / "straight" / "last.pth")
+    straight = checkpoints.load_checkpoint(tmp_path / "straight" / "last.pth")
 
     def sigterm_after_3_steps(trainer):
         if trainer.global_step == 3:
@@ -35,12 +35,12 @@ def test_killed_mid_epoch_and_resumed_matches_an_uninterrupted_run_bit_for_bit(t
     with pytest.raises(Stopped) as stop:   # a stopped run is not a finished one: the command exits 143
         _trainer(cfg, tmp_path / "killed", on_step=sigterm_after_3_steps).fit()
     assert stop.value.exit_status == 143
-    stopped = trainstate.load_checkpoint(tmp_path / "killed" / "last.pth")
+    stopped = checkpoints.load_checkpoint(tmp_path / "killed" / "last.pth")
     assert (stopped["epoch"], stopped["step"]) == (0, 3)
     resumed = _trainer(cfg, tmp_path / "killed", resume=True)
     assert (resumed.epoch, resumed.step) == (0, 3)
     resumed.fit()
-    final = trainstate.load_checkpoint(tmp_path / "killed" / "last.pth")
+    final = checkpoints.load_checkpoint(tmp_path / "killed" / "last.pth")
     assert (final["epoch"], final["step"], final["global_step"]) == (2, 0, 8)
     _assert_same_state(straight["net"], final["net"])
     assert straight["optimizer"]["param_groups"][0]["lr"] == final["optimizer"]["param_groups"][0]["lr"]
@@ -53,8 +53,8 @@ def test_resume_at_an_epoch_boundary_matches_too(tmp_path):
     short = tiny_config(epochs=1, checkpoint_every=1)
     _trainer(short, tmp_path / "b").fit()
     _trainer(cfg, tmp_path / "b", resume=True).fit()
-    _assert_same_state(trainstate.load_checkpoint(tmp_path / "a" / "last.pth")["net"],
-                       trainstate.load_checkpoint(tmp_path / "b" / "last.pth")["net"])
+    _assert_same_state(checkpoints.load_checkpoint(tmp_path / "a" / "last.pth")["net"],
+                       checkpoints.load_checkpoint(tmp_path / "b" / "last.pth")["net"])
     assert sorted(os.listdir(tmp_path / "b")) == ["checkpoint_e0001.pth", "checkpoint_e0002.pth", "config.yaml",
                                                    "last.pth", "metrics.jsonl"]
 
@@ -62,7 +62,7 @@ def test_resume_at_an_epoch_boundary_matches_too(tmp_path):
 def test_checkpoint_holds_the_model_issue_format_and_loads_as_tracker_weights(tmp_path):
     cfg = tiny_config(epochs=1)
     last = _trainer(cfg, tmp_path).fit()
-    ckpt = trainstate.load_checkpoint(last)
+    ckpt = checkpoints.load_checkpoint(last)
     assert {"net", "epoch", "optimizer", "scheduler", "scaler", "step", "rng", "config"} <= set(ckpt)
     model = build_model(cfg)
     extra = load_tracker_weights(model, last)
@@ -119,7 +119,7 @@ def test_too_many_consecutive_nans_stop_with_a_message_and_a_checkpoint(tmp_path
     trainer = _nan_after({2, 3})(_trainer(cfg, tmp_path))
     with pytest.raises(UserError, match="2 consecutive steps gave a non-finite loss"):
         trainer.fit()
-    ckpt = trainstate.load_checkpoint(tmp_path / "last.pth")
+    ckpt = checkpoints.load_checkpoint(tmp_path / "last.pth")
     assert (ckpt["epoch"], ckpt["step"]) == (0, 3)
 
 

@@ -22,9 +22,10 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from mimtrack import distributed, trainstate
+from mimtrack import checkpoints, distributed, stopping
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
+from mimtrack.tracker.checkpoints import load_tracker_weights, tracker_payload
 from mimtrack.tracker.train.losses import TrackingLoss
 from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
 
@@ -114,12 +115,12 @@ class Trainer:
         self.train_cfg = check_train_config(cfg).train
         self._check_amp()
 
-        resume_path = trainstate.latest_checkpoint(self.output_dir) if resume else None
-        if not resume and os.path.isfile(os.path.join(self.output_dir, trainstate.LAST_NAME)):
+        resume_path = checkpoints.latest_checkpoint(self.output_dir) if resume else None
+        if not resume and os.path.isfile(os.path.join(self.output_dir, checkpoints.LAST_NAME)):
             raise UserError(f"--output {self.output_dir}: already holds a run (last.pth); "
                             "pass --resume to continue it or choose another folder")
         if self.dist.is_main:
-            trainstate.remove_stale_temp_files(self.output_dir, log=lambda m: print(m, file=sys.stderr))
+            checkpoints.remove_stale_temp_files(self.output_dir, log=lambda m: print(m, file=sys.stderr))
             if resume and resume_path is None:
                 print(f"--resume: no checkpoint in {self.output_dir}; starting from scratch", file=sys.stderr)
         from mimtrack.tracker.model import build_model
@@ -127,8 +128,6 @@ class Trainer:
         seed_everything(self.train_cfg.seed)  # same initial weights on every rank
         model = build_model(cfg, pretrained=None if resume_path else self.train_cfg.pretrained)
         if self.train_cfg.init and not resume_path:
-            from mimtrack.tracker.checkpoints import load_tracker_weights
-
             # strict: the recipe must describe the same network; fp16 weights are copied into the fp32 parameters
             load_tracker_weights(model, self.train_cfg.init)
         self.model = model.to(self.device)
@@ -171,7 +170,7 @@ class Trainer:
         return SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
 
     def _load(self, path):
-        ckpt = trainstate.load_checkpoint(path)
+        ckpt = checkpoints.load_checkpoint(path)
         missing = [k for k in ("net", "epoch", "step", "optimizer", "scheduler", "rng") if k not in ckpt]
         if missing:
             raise UserError(f"{path}: not a training checkpoint (no {', '.join(missing)}); cannot --resume from it")
@@ -195,14 +194,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints and logs
     def checkpoint_payload(self):
-        rng = trainstate.rng_state()
-        payload = {
-            "net": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rng, "config": to_dict(self.cfg),
-        }
+        rng = checkpoints.rng_state()
+        payload = tracker_payload(
+            self.model, epoch=self.epoch, step=self.step, global_step=self.global_step,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None, rng=rng, config=to_dict(self.cfg))
         totals = None
         if self.step and self._totals is not None:   # mid-epoch: the resumed epoch's record covers every step
             totals = {"sums": [float(v) for v in self._totals["sums"]],
@@ -222,12 +218,12 @@ class Trainer:
     def save(self, keep_epoch_copy=False):
         """Write ``last.pth`` (and ``checkpoint_eNNNN.pth``) atomically from rank 0; returns the last.pth path."""
         payload = self.checkpoint_payload()  # collective under DDP: every rank takes part
-        last = os.path.join(self.output_dir, trainstate.LAST_NAME)
+        last = os.path.join(self.output_dir, checkpoints.LAST_NAME)
         if self.dist.is_main:
             if keep_epoch_copy:
-                trainstate.save_checkpoint(os.path.join(self.output_dir, trainstate.epoch_checkpoint_name(self.epoch)),
+                checkpoints.save_checkpoint(os.path.join(self.output_dir, checkpoints.epoch_checkpoint_name(self.epoch)),
                                            payload)
-            trainstate.save_checkpoint(last, payload)
+            checkpoints.save_checkpoint(last, payload)
         distributed.barrier()
         return last
 
@@ -332,13 +328,13 @@ class Trainer:
     def _epoch_batches(self, epoch):
         """Iterator over this epoch's batches, positioned at ``self.step`` (and the RNG restored on resume)."""
         if self._resume_rng is not None and self.step == 0:
-            trainstate.set_rng_state(self._resume_rng)   # epoch boundary: before the loader draws its seeds
+            checkpoints.set_rng_state(self._resume_rng)   # epoch boundary: before the loader draws its seeds
             self._resume_rng = None
         loader = self.loader_factory(epoch, "train")
         total = len(loader)
         iterator = iter(skip_batches(loader, self.step))  # samples depend on (seed, epoch, index) only
         if self._resume_rng is not None:
-            trainstate.set_rng_state(self._resume_rng)   # mid-epoch: the RNG as it was after batch `step`
+            checkpoints.set_rng_state(self._resume_rng)   # mid-epoch: the RNG as it was after batch `step`
             self._resume_rng = None
         return iterator, total
 
@@ -434,8 +430,8 @@ class Trainer:
         self.trim_metrics()
         self.write_config()
         t = self.train_cfg
-        last = os.path.join(self.output_dir, trainstate.LAST_NAME)
-        with trainstate.StopSignals() as stop:
+        last = os.path.join(self.output_dir, checkpoints.LAST_NAME)
+        with stopping.StopSignals() as stop:
             while self.epoch < t.epochs:
                 epoch = self.epoch
                 if not self.train_epoch(epoch, stop):

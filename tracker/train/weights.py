@@ -9,18 +9,14 @@ fp16 values back into the fp32 parameters. Integer buffers (BatchNorm's num_batc
 import argparse
 import sys
 
-from mimtrack import trainstate
-
-
-def network_weights(checkpoint_path, half=True):
-    """The ``net`` state dict of a training checkpoint, floating tensors in fp16 when ``half``."""
-    state = trainstate.load_checkpoint(checkpoint_path)
-    state = state.get("net", state)
-    return {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in state.items()}
+from mimtrack.checkpoints import extract_state_dict, load_checkpoint
+from mimtrack.tracker.checkpoints import save_tracker_checkpoint
 
 
 def export_weights(checkpoint_path, out_path, half=True):
-    trainstate.save_checkpoint(out_path, {"net": network_weights(checkpoint_path, half)})
+    """Write the network weights of ``checkpoint_path`` alone to ``out_path`` (fp16 when ``half``)."""
+    state, _ = extract_state_dict(load_checkpoint(checkpoint_path), source=str(checkpoint_path))
+    save_tracker_checkpoint(out_path, state, half=half)
     return out_path
 
 
