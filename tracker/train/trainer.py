@@ -31,6 +31,7 @@ from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
+POSTFIX_EVERY = 10   # steps between progress-bar loss / IoU updates
 
 
 def check_train_config(cfg):
@@ -137,6 +138,9 @@ class Trainer:
         self.criterion = TrackingLoss.from_config(self.train_cfg)
         self.epoch, self.step, self.global_step = 0, 0, 0
         self.nan_streak = 0
+        # the buffers a training forward moves (BatchNorm's running statistics) and their pre-step snapshot
+        self._moving_buffers = [b for b in self.model.buffers()]
+        self._buffer_snapshot = [b.detach().clone() for b in self._moving_buffers]
         self._resume_rng = None
         self._totals = None          # the running sums of the epoch in progress (kept in mid-epoch checkpoints)
         self._resume_totals = None
@@ -286,43 +290,43 @@ class Trainer:
             outputs = self.net(batch["template"], batch["search"], ce_keep_rate=keep_rate)
         return self.criterion(outputs, batch["search_box"], batch["search_heatmap"])
 
-    @staticmethod
-    @torch.no_grad()
-    def _restore(buffers):
-        for buffer, saved in buffers:
-            buffer.copy_(saved)
+    def train_step(self, batch, keep_rate, stop_requested=False):
+        """One optimisation step -> (stats dict of tensors, True if the step was applied, True if any rank was asked
+        to stop).
 
-    def train_step(self, batch, keep_rate):
-        """One optimisation step -> (stats dict of tensors, True if the step was applied).
-
-        A skipped step leaves the model exactly as it was: the forward pass already moved the BatchNorm running
-        statistics (possibly to NaN), so they are put back from a copy taken before it (a few KB).
+        One host synchronisation per step (whether to apply it) and, under DDP, one small all-reduce that agrees on
+        it and on the stop request. The backward always runs (DDP's gradient reduction must stay in step on every
+        rank), so one decision covers a non-finite loss and a non-finite gradient. A skipped step leaves the model
+        exactly as it was: the forward pass already moved the BatchNorm running statistics (possibly to NaN), so
+        they are put back from a snapshot taken before it (a few KB, copied in place).
         """
-        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        moving = self._moving_buffers
+        if moving:
+            torch._foreach_copy_(self._buffer_snapshot, moving)
         loss, stats = self.forward_loss(batch, keep_rate)
         self.optimizer.zero_grad(set_to_none=True)
-        if self._any_rank(not torch.isfinite(loss)):
-            self._restore(buffers)
-            if self.dist.distributed:  # run the backward anyway so DDP's gradient reduction stays in step
-                (loss * 0).backward()
-                self.optimizer.zero_grad(set_to_none=True)
-            return stats, False
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
+        flags = torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(grad_norm),
+                             torch.tensor(bool(stop_requested), device=loss.device)]).float()
+        if self.dist.distributed:  # every rank takes the same branch (a skipped step, a stop) or DDP would hang
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        bad_loss, bad_grad, stop = (v > 0 for v in flags.tolist())   # the one host synchronisation
+        if bad_loss or (bad_grad and self.scaler is None):
+            self.optimizer.zero_grad(set_to_none=True)
+            if moving:
+                torch._foreach_copy_(moving, self._buffer_snapshot)
+            return stats, False, stop
         if self.scaler is not None:  # fp16: the scaler skips inf/NaN gradients itself and lowers its scale
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            return stats, True
-        if not torch.isfinite(grad_norm):  # same on every rank: gradients are already all-reduced
-            self.optimizer.zero_grad(set_to_none=True)
-            self._restore(buffers)
-            return stats, False
-        self.optimizer.step()
-        return stats, True
+        else:
+            self.optimizer.step()
+        return stats, True, stop
 
     # ------------------------------------------------------------------ epochs
     def _epoch_batches(self, epoch):
@@ -358,7 +362,8 @@ class Trainer:
         iterator, total = self._epoch_batches(epoch)
         resumed = self._resume_totals or {}
         self._resume_totals = None
-        totals = self._totals = {"sums": torch.tensor(resumed.get("sums", [0.0] * len(STAT_KEYS)), dtype=torch.float64),
+        sums = torch.tensor(resumed.get("sums", [0.0] * len(STAT_KEYS)), dtype=torch.float64, device=self.device)
+        totals = self._totals = {"sums": sums,
                                  "applied": resumed.get("applied", 0), "skipped": resumed.get("skipped", 0),
                                  "redrawn": resumed.get("redrawn", 0)}
         samples, start = 0, time.perf_counter()
@@ -368,13 +373,13 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.step, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
         for batch in iterator:
-            stats, ok = self.train_step(batch, keep_rate)
+            stats, ok, stop_now = self.train_step(batch, keep_rate, stop.requested)
             self.step += 1
             if ok:
                 self.global_step += 1
                 self.nan_streak = 0
                 totals["applied"] += 1
-                totals["sums"] += torch.tensor([float(stats[k]) for k in STAT_KEYS], dtype=torch.float64)
+                totals["sums"] += torch.stack([stats[k] for k in STAT_KEYS]).to(torch.float64)  # stays on the device
             else:
                 totals["skipped"] += 1
                 self._nan(stats)
@@ -382,10 +387,13 @@ class Trainer:
             totals["redrawn"] += int(torch.as_tensor(batch.get("skipped", 0)).sum())
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(stats['loss']):.3f}", iou=f"{float(stats['iou']):.3f}")
+                if self.step % POSTFIX_EVERY == 0 or self.step == total:  # reading them synchronises the device
+                    bar.set_postfix(loss=f"{float(stats['loss']):.3f}", iou=f"{float(stats['iou']):.3f}")
             if self.on_step is not None:
                 self.on_step(self)
-            if self._any_rank(stop.requested):
+            # under DDP the ranks agree on a stop inside the step's one all-reduce (a signal landing after it is acted
+            # on one step later); a single process reads its own flag
+            if stop_now if self.dist.distributed else stop.requested:
                 if bar is not None:
                     bar.close()
                 path = self.save()
@@ -396,7 +404,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         self._totals = None
-        means = distributed.all_reduce_mean((totals["sums"] / max(totals["applied"], 1)).to(self.device)).cpu()
+        means = distributed.all_reduce_mean(totals["sums"] / max(totals["applied"], 1)).cpu()
         elapsed = time.perf_counter() - start
         record = {"phase": "train", "epoch": epoch, "step": self.global_step}
         record.update({k: float(v) for k, v in zip(STAT_KEYS, means)})
