@@ -13,7 +13,7 @@ import os
 import torch
 
 from mimtrack.errors import UserError
-from mimtrack.tracker.model.head import peak_box
+from mimtrack.tracker.model.head import decode
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,7 +78,7 @@ class TorchNetwork:
 
     def _locate_in_maps(self, template, search, window):
         out = self.model(template, search)
-        box, peak = peak_box(out["score_map"] * window, out["size_map"], out["offset_map"])
+        box, peak = decode(out["score_map"], out["size_map"], out["offset_map"], window, with_peak=True)
         return out["score_map"], box, peak
 
     @torch.inference_mode()

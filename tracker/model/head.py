@@ -15,23 +15,23 @@ def conv_bn_relu(in_channels, out_channels):
     )
 
 
-def decode(score_map, size_map, offset_map):
-    """Box at the score argmax -> (B, 4) (cx, cy, w, h) normalised to the search crop (square maps, as OSTrack's).
+def decode(score_map, size_map, offset_map, window=None, with_peak=False):
+    """Box at the argmax of ``score_map * window`` (``window`` None: of the score map itself) -> (B, 4) (cx, cy, w, h)
+    normalised to the search crop (square maps, as OSTrack's); with ``with_peak``: (box, peak (B,) flat cell index).
 
     idx_y = idx // fs, idx_x = idx % fs; cx = (idx_x + off_x) / fs, cy = (idx_y + off_y) / fs; w, h read from
-    ``size_map`` at the same cell (already normalised to the crop side).
+    ``size_map`` at the same cell (already normalised to the crop side). The one decode of full maps (training, the
+    ``maps`` graph, modules other than OSTrack); :meth:`OSTrack.locate` is the tracking step that computes size and
+    offset at the chosen cell only and ends in the same :func:`cell_box`.
     """
-    return peak_box(score_map, size_map, offset_map)[0]
-
-
-def peak_box(score_map, size_map, offset_map):
-    """:func:`decode` that also returns the argmax: -> (box (B, 4), peak (B,) flat cell index)."""
     b = score_map.shape[0]
-    peak = score_map.flatten(1).argmax(dim=1)  # (B,)
+    response = score_map * window if window is not None else score_map
+    peak = response.flatten(1).argmax(dim=1)  # (B,)
     cell = peak.view(b, 1, 1).expand(b, 2, 1)
     size = size_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
     offset = offset_map.flatten(2).gather(2, cell).squeeze(-1)  # (B, 2)
-    return cell_box(peak, size, offset, score_map.shape[-1]), peak
+    box = cell_box(peak, size, offset, score_map.shape[-1])
+    return (box, peak) if with_peak else box
 
 
 def cell_box(idx, size, offset, fs):
@@ -108,8 +108,3 @@ class CenterHead(nn.Module):
         size = self._branch("size", x).sigmoid()
         offset = self._branch("offset", x)
         return score, size, offset
-
-    @staticmethod
-    def decode(score_map, size_map, offset_map):
-        """See :func:`decode`; callers may pass a re-weighted score map (e.g. Hann-windowed)."""
-        return decode(score_map, size_map, offset_map)
