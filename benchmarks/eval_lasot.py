@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-TOTAL_FRAMES = 685_360  # LaSOT test set (measured, see reference/evaluation.md 2.)
+TOTAL_FRAMES = 685_360  # LaSOT test set (measured on the official LaSOT test annotations)
 TOTAL_ABSENT = 18_346
 # (row format, delimiter) of tracker t + 1, cycled: 3 integer files (pytracking / OSTrack save
 # astype(int) with '%d', tab-separated), 2 full-precision float files (str(float): 15-17 significant

@@ -45,7 +45,8 @@ def bench(backend, args, config, checkpoint):
 
 def track(backend, config, checkpoint, sequence, threads):
     from mimtrack.evaluation.io import read_boxes
-    from mimtrack.tracker.inference import load_tracker, read_image_rgb
+    from mimtrack.images import read_image_rgb
+    from mimtrack.tracker.inference import load_tracker
 
     frames = sorted((sequence / "img").glob("*.jpg"))
     gt = read_boxes(sequence / "groundtruth_rect.txt")

@@ -359,7 +359,7 @@ class PytrackingProtocol(_OPEProtocol):
 class Got10kOPEProtocol(_OPEProtocol):
     """got10k ExperimentOTB / UAV123 / NfS (PyPI 0.1.3) and ExperimentLaSOT (HEAD)."""
 
-    name = "got10k"
+    name = "got10k-ope"   # a part of Got10kProtocol ("got10k"), for OPE datasets
 
     def align(self, sequence, run, source):
         if len(run) != len(sequence):
@@ -425,7 +425,7 @@ class TrackingNetProtocol(_OPEProtocol):
 class Got10kValProtocol(Protocol):
     """got10k ExperimentGOT10k.report on 'val': frame-pooled AO / SR over cover > 0 frames."""
 
-    name = "got10k"
+    name = "got10k-val"   # a part of Got10kProtocol ("got10k"), for GOT-10k itself
     thresholds = {"success": metrics.GOT10K_THRESHOLDS}
 
     def sequence_ious(self, sequence, runs):

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _SHORT_API = {
     "Tracker": "mimtrack.tracker.inference",
     "load_tracker": "mimtrack.tracker.inference",
-    "read_image_rgb": "mimtrack.tracker.inference",
+    "read_image_rgb": "mimtrack.images",
     "build_model": "mimtrack.tracker.model",
     "load_tracker_config": "mimtrack.tracker.config",
 }

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "collect-photos": ("mimtrack.tracker.data.photos", "write the real photographs installed packages ship into a folder"),
     "pack-lmdb": ("mimtrack.tracker.data.lmdb_pack", "convert a training dataset into an LMDB"),
     "export": ("mimtrack.tracker.export", "export a tracker network to ONNX"),
+    "export-weights": ("mimtrack.tracker.train.weights", "keep a training checkpoint's network weights (fp16) to ship"),
     "bench": ("mimtrack.tracker.bench", "measure tracker speed: network-only and end-to-end frames per second"),
     "pretrain": ("mimtrack.pretrain.main", "pre-train a ViT backbone (MAE-lite, distillation, D2, MoCo-v3)"),
     "finetune": ("mimtrack.pretrain.transfer.finetune", "fine-tune a ViT classifier on an ImageNet-layout folder"),
@@ -44,7 +45,7 @@ def _top_parser():
         formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
-    lines = [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines = [f"  {name:<14} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     parser.add_argument("command", metavar="COMMAND", choices=list(SUBCOMMANDS),
                         help="one of:\n" + "\n".join(lines))
     return parser

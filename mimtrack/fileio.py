@@ -104,3 +104,14 @@ def write_text_atomic(path, text):
     """Write ``text`` to ``path`` atomically."""
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+def cache_dir(*parts):
+    """Where generated assets (the demo clip, exported ONNX graphs) are kept: ``$MIMTRACK_CACHE``, else
+    ``$XDG_CACHE_HOME/mimtrack``, else ``~/.cache/mimtrack``; joined with ``parts``."""
+    import pathlib
+
+    root = os.environ.get("MIMTRACK_CACHE")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mimtrack")
+    return pathlib.Path(root, *parts)

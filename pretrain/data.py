@@ -12,8 +12,6 @@ number of loader workers. Unreadable images are skipped (the batch is smaller) a
 
 import os
 
-import cv2
-import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torchvision import transforms
@@ -21,11 +19,9 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from mimtrack.errors import UserError
+from mimtrack.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, decode_rgb
 from mimtrack.lmdbfile import open_lmdb
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUT_HINT = "expected DIR/train/<class>/*.jpg, DIR/train/*.jpg or an LMDB (X.lmdb from pack-lmdb, or data.mdb)"
 
 
@@ -51,12 +47,8 @@ def _list_images(folder):
 
 def decode_image(data):
     """Encoded bytes -> RGB uint8 tensor (3, H, W), or None when they are not a readable image."""
-    if not data:
-        return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None
-    return torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1)
+    image = decode_rgb(data)
+    return None if image is None else torch.from_numpy(image).permute(2, 0, 1)
 
 
 class ImageSource:

@@ -59,11 +59,12 @@ def test_import_mimtrack_and_the_eval_command_do_not_import_torch():
 @pytest.mark.parametrize("name", ["load_tracker", "build_model", "Tracker", "read_image_rgb", "load_tracker_config"])
 def test_the_short_api_is_the_tracker_api(name):
     import mimtrack
+    import mimtrack.images
     import mimtrack.tracker.config
     import mimtrack.tracker.inference
     import mimtrack.tracker.model
 
-    owners = (mimtrack.tracker.inference, mimtrack.tracker.model, mimtrack.tracker.config)
+    owners = (mimtrack.tracker.inference, mimtrack.tracker.model, mimtrack.tracker.config, mimtrack.images)
     assert getattr(mimtrack, name) in [getattr(m, name, None) for m in owners]
     with pytest.raises(AttributeError):
         mimtrack.no_such_name

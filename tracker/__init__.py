@@ -1,6 +1,7 @@
 """The one-stream ViT tracker (OSTrack-style): model, inference, training."""
 
-from mimtrack.tracker.inference import Tracker, load_tracker, read_image_rgb
+from mimtrack.images import read_image_rgb
+from mimtrack.tracker.inference import Tracker, load_tracker
 from mimtrack.tracker.model import build_model
 
 __all__ = ["Tracker", "build_model", "load_tracker", "read_image_rgb"]

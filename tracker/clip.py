@@ -12,21 +12,13 @@ import tempfile
 import cv2
 import numpy as np
 
-from mimtrack.fileio import write_text_atomic
+from mimtrack.fileio import cache_dir, write_text_atomic
 from mimtrack.tracker.data.synthetic import SyntheticVideo
 
 CLIP_NAME = "demo_clip_v2"
 NUM_FRAMES = 60
 FRAME_SIZE = (320, 240)      # width, height
 SEED = 20240601
-
-
-def cache_dir():
-    """Where generated assets are kept."""
-    root = os.environ.get("MIMTRACK_CACHE")
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mimtrack")
-    return pathlib.Path(root)
 
 
 def render_clip(num_frames=None, seed=SEED):

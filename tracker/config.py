@@ -74,7 +74,7 @@ class TrainDataset:
 
 @dataclasses.dataclass
 class DataConfig:
-    """Pair sampling and processing (OSTrack's DATA.* section; tracker.md section 3)."""
+    """Pair sampling and processing (OSTrack's ``cfg.DATA``, ``lib/config/ostrack/config.py``)."""
 
     train: list[TrainDataset] = dataclasses.field(default_factory=list)
     val: list[TrainDataset] = dataclasses.field(default_factory=list)
@@ -94,7 +94,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Losses and optimisation (OSTrack's TRAIN.* section; tracker.md section 3.3, 3.4)."""
+    """Losses and optimisation (OSTrack's ``cfg.TRAIN``, ``lib/config/ostrack/config.py``)."""
 
     epochs: int = 300
     batch_size: int = 32            # per process; OSTrack's global batch is 32 x 4 GPUs

@@ -13,10 +13,10 @@ import numpy as np
 
 from mimtrack.evaluation.datasets._common import list_frames
 from mimtrack.errors import UserError
+from mimtrack.images import IMAGE_EXTENSIONS
 from mimtrack.fileio import (check_output_path, disk_full, disk_full_error, replace_checked, temp_path_beside,
                              write_text_atomic)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_FPS = 30.0
 WINDOW = "mimtrack demo"
 
@@ -74,7 +74,7 @@ class FrameSource:
             raise UserError(f"{path}: no such video file or image folder")
 
     def __iter__(self):
-        from mimtrack.tracker.inference import read_image_rgb
+        from mimtrack.images import read_image_rgb
 
         if self.files is not None:
             for path in self.files:

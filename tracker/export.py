@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from mimtrack.errors import UserError
+from mimtrack import fileio
 from mimtrack.fileio import atomic_write
 
 GRAPHS = {"track": (("template", "search", "window"), ("score_map", "box", "peak")),
@@ -194,14 +195,6 @@ def max_differences(model, path, cfg, graph="track", seed=1):
     return diffs
 
 
-def default_cache_dir():
-    """``$MIMTRACK_CACHE/onnx``, else ``$XDG_CACHE_HOME/mimtrack/onnx``, else ``~/.cache/mimtrack/onnx``."""
-    if os.environ.get("MIMTRACK_CACHE"):
-        return pathlib.Path(os.environ["MIMTRACK_CACHE"]) / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(base) / "mimtrack" / "onnx"
-
-
 def model_key(model, cfg, opset=DEFAULT_OPSET):
     """Hex digest of everything the exported graph depends on: the weights (whatever checkpoint they came
     from), the model/crop config, the opset and the torch / onnx / onnxruntime versions."""
@@ -222,7 +215,7 @@ def model_key(model, cfg, opset=DEFAULT_OPSET):
 def cached_onnx(model, cfg, int8=False, cache_dir=None, refresh=False):
     """Path of ``model``'s ``track`` graph (int8: dynamically quantised) in the cache, exported on first use.
     ``refresh``: delete the cached files first (they would not load) and export again."""
-    cache_dir = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = pathlib.Path(cache_dir) if cache_dir else fileio.cache_dir("onnx")
     key = model_key(model, cfg)
     path = cache_dir / f"{cfg.name or 'tracker'}-{key}.onnx"
     if refresh:

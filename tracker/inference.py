@@ -19,24 +19,15 @@ import numpy as np
 import torch
 
 from mimtrack.errors import UserError
+from mimtrack.images import IMAGENET_MEAN, IMAGENET_STD
 from mimtrack.tracker.config import load_tracker_config
 from mimtrack.tracker.geometry import clip_box, crop_resize, hann2d, map_box_back
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The bundled demo tracker: package weights and the recipe they were trained with.
 DEMO_WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "demo.pth"
 DEMO_RECIPE = "photos_cpu"   # experiments/tracking/photos_cpu.yaml: the recipe demo.pth was trained with
 NO_DEMO_WEIGHTS = "no bundled demo weights in this version: pass --config C --checkpoint W"
-
-
-def read_image_rgb(path):
-    """Read an image file as an RGB uint8 array (frames are BGR on disk for OpenCV; the networks see RGB)."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: cannot read the image (missing, unreadable or not an image format OpenCV decodes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def as_rgb(image):

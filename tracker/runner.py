@@ -72,7 +72,7 @@ def is_finished(results_dir, dataset, name, n_frames):
 
 def track_frames(tracker, frames, init_box, where=""):
     """Run ``tracker`` over the image files ``frames`` from ``init_box`` -> (boxes (N, 4), seconds per frame (N,))."""
-    from mimtrack.tracker.inference import read_image_rgb
+    from mimtrack.images import read_image_rgb
 
     boxes = np.zeros((len(frames), 4))
     times = np.zeros(len(frames))

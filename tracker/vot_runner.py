@@ -138,7 +138,7 @@ def track_vot(tracker, sequences, results_dir, protocol, stack, read_image=None,
     from mimtrack.evaluation import vot
 
     if read_image is None:
-        from mimtrack.tracker.inference import read_image_rgb as read_image
+        from mimtrack.images import read_image_rgb as read_image
     experiment = vot.EXPERIMENT_FOLDERS[protocol]
     total = 0
     for sequence in sequences:

@@ -58,7 +58,8 @@ def run(args):
         import trax   # fail before loading a model
     except ImportError:
         raise UserError("vot-server needs the vot-trax package: pip install vot-trax (or mimtrack[vot])") from None
-    from mimtrack.tracker.inference import load_tracker, read_image_rgb
+    from mimtrack.images import read_image_rgb
+    from mimtrack.tracker.inference import load_tracker
 
     # The TraX channel may be this process's stdout: keep Python's own output off it.
     sys.stdout = sys.stderr

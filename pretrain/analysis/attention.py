@@ -1,4 +1,4 @@
-"""Average attention distance and attention entropy per (layer, head) (MAE-Lite's attn_analyzer, pretrain.md 6).
+"""Average attention distance and attention entropy per (layer, head) (MAE-Lite's ``projects/eval_tools/visualize/attn_analyzer.py``).
 
 Only the patch -> patch part of each attention map is used, renormalised over the patches. Renormalising the
 block's softmax probabilities gives exactly the softmax over the patch-only logits that MAE-Lite computes.

@@ -1,6 +1,6 @@
 """Per-layer representations and attention maps of a :class:`mimtrack.pretrain.vit.VisionTransformer`.
 
-MAE-Lite's analysis (pretrain.md 6) takes 13 representations of a 12-block ViT: for k < depth the input of block k
+MAE-Lite's analysis (``projects/eval_tools/visualize/rep_cmp_analyzer.py``) takes 13 representations of a 12-block ViT: for k < depth the input of block k
 after its first LayerNorm (``blocks.k.norm1``; k = 0 is patch embedding + position), and for k = depth the output
 of the last block after the final norm. Patch tokens only (the cls token is dropped).
 """

@@ -1,6 +1,6 @@
 """Layer-wise linear probing: how linearly separable the classes are in each layer's representation.
 
-Protocol (own choice; pretrain.md 6 suggests MAE's linprobe, which is an SGD-trained BN + linear head): the mean
+Protocol (own choice; MAE-Lite's ``projects/eval_tools/VISUAL.md`` points at MAE's linprobe, which is an SGD-trained BN + linear head): the mean
 of the patch tokens of each layer is standardised with the fitting set's statistics (BatchNorm without affine, as
 MAE's probe head), then a ridge-regression classifier onto one-hot targets is solved in closed form
 (deterministic, no learning-rate schedule to tune, milliseconds per layer); accuracy is measured on held-out images.

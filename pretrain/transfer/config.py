@@ -9,10 +9,9 @@ import dataclasses
 
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
+from mimtrack.images import IMAGENET_MEAN, IMAGENET_STD
 from mimtrack.pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass

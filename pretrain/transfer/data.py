@@ -6,12 +6,8 @@ import torch
 from PIL import Image
 
 from mimtrack.errors import UserError
+from mimtrack.images import is_image_name as is_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
-
-
-def is_image(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
 def list_class_folders(root):

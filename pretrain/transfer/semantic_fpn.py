@@ -1,4 +1,4 @@
-"""ViT / Hiera + Semantic FPN for semantic segmentation (MAE-Lite's ADE20K setup, pretrain.md 4d).
+"""ViT / Hiera + Semantic FPN for semantic segmentation (MAE-Lite's ADE20K setup, ``projects/eval_tools/seg/configs/sem_fpn/semantic_fpn_t_160k*.py``).
 
 Four block outputs (blocks 4/6/8/12 by default) at stride 16 are turned into a pyramid at strides 4/8/16/32
 (two 2x deconvs, one deconv, identity, 2x max-pool), merged top-down by an FPN, and decoded by the Semantic FPN

@@ -21,7 +21,7 @@ TINY = dict(embed_dim=46, num_heads=1, stages=(1, 2, 7, 2))
 
 def test_hiera_tiny_is_mae_lites_narrow_hiera():
     """Stage widths / heads / attention kinds of MAE-Lite hiera_tiny_224, and the 6.33 M / 6.69 M counts
-    (pretrain.md section 3's arithmetic; the paper rounds to 6.5 M)."""
+    (counted from the Hiera-Tiny definition; the paper rounds to 6.5 M)."""
     model = create_hiera("hiera_tiny")
     assert model.stage_dims == [46, 92, 184, 368]
     assert [model.blocks[i].attn.heads for i in model.stage_ends] == [1, 2, 4, 8]

@@ -14,7 +14,7 @@ def small_mae(**kwargs):
 
 
 def test_tiny_parameter_counts_match_mae_lite():
-    """pretrain.md 5: encoder 5 524 416 (incl. the 37 824-entry pos table), decoder 205 152 trainable."""
+    """MAE-Lite ViT-Tiny: encoder 5 524 416 (incl. the 37 824-entry pos table), decoder 205 152 trainable."""
     model = mae_vit_tiny_patch16()
     encoder = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("decoder", "mask_token")))
     decoder = sum(p.numel() for n, p in model.named_parameters()
@@ -112,7 +112,7 @@ def test_d2_model_layout_and_gradient_path():
     extra = {k for k in d2.state_dict() if k.startswith("blocks.12.")}
     assert extra == {"blocks.12.norm1.weight", "blocks.12.norm1.bias", "blocks.12.attn.qkv.weight",
                      "blocks.12.attn.qkv.bias"}
-    assert sum(d2.state_dict()[k].numel() for k in extra) == 111_552  # pretrain.md 2b
+    assert sum(d2.state_dict()[k].numel() for k in extra) == 111_552  # D2-MAE's extra parameters (MAE-Lite ``models_mae.py``)
     small = small_mae(decode_layer=1, extra_attention_block=True)
     loss, _, _ = small(torch.randn(2, 3, 32, 32))
     loss.backward()

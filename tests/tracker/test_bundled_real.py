@@ -5,7 +5,8 @@ import numpy as np
 
 from mimtrack.evaluation.datasets import load_dataset
 from mimtrack.evaluation.metrics import box_iou, curve_auc, success_curve
-from mimtrack.tracker.inference import load_tracker, read_image_rgb
+from mimtrack.images import read_image_rgb
+from mimtrack.tracker.inference import load_tracker
 
 
 def _auc(boxes, gt):

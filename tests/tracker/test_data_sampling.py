@@ -1,4 +1,4 @@
-"""Pair sampling and processing (tracker.md 3.1-3.3): visibility, causal gaps, crops, labels."""
+"""Pair sampling and processing (OSTrack's sampler and STARKProcessing): visibility, causal gaps, crops, labels."""
 
 import numpy as np
 import pytest

@@ -32,7 +32,7 @@ def tiny():
 
 
 def ostrack_table(dim, grid_z=8, grid_x=16, depth=12):
-    """tracker.md 2.2, written out key by key (prefixes backbone. / box_head.)."""
+    """OSTrack-256's state-dict keys, written out key by key (prefixes backbone. / box_head.)."""
     table = {
         "backbone.cls_token": (1, 1, dim),
         "backbone.pos_embed": (1, 197, dim),

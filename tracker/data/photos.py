@@ -29,10 +29,10 @@ import numpy as np
 
 from mimtrack.evaluation.datasets._common import list_frames, natural_key
 from mimtrack.errors import UserError
+from mimtrack.images import IMAGE_EXTENSIONS
 
 from .sources import CorruptFrame, Source, TrainSequence
 
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_SIDE = 1024          # photos are downscaled to this longest side on load (wallpapers are up to 5640 px)
 MIN_SIDE = 64            # smaller images cannot give a background or a region worth tracking
 
@@ -46,9 +46,9 @@ def list_photos(folder):
     paths = []
     for dirpath, dirnames, _ in os.walk(folder, onerror=_raise_unreadable):
         dirnames.sort(key=natural_key)
-        paths += list_frames(dirpath, PHOTO_EXTENSIONS)
+        paths += list_frames(dirpath, IMAGE_EXTENSIONS)
     if not paths:
-        raise UserError(f"{folder}: no photos found ({', '.join(e[1:] for e in PHOTO_EXTENSIONS)})")
+        raise UserError(f"{folder}: no photos found ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
     return paths
 
 

@@ -1,4 +1,4 @@
-"""From a sampled frame pair to network inputs, as OSTrack's STARKProcessing (tracker.md 3.2, 3.3).
+"""From a sampled frame pair to network inputs, as OSTrack's ``lib/train/data/processing.py: STARKProcessing``.
 
 1. Joint transforms on the full frames, one roll for the pair: grayscale (p 0.05), horizontal flip (p 0.5).
 2. Per crop: jitter the GT box (size * exp(N(0,1) * scale_jitter), centre moved by uniform(-0.5, 0.5) *
@@ -15,11 +15,13 @@ import math
 import cv2
 import numpy as np
 
+from mimtrack import images
+from mimtrack.tracker.config import BackboneConfig
 from mimtrack.tracker.geometry import box_to_crop, crop_square
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-STRIDE = 16            # OSTrack's ViT patch size: the score map is (size / 16) x (size / 16)
+IMAGENET_MEAN = np.array(images.IMAGENET_MEAN, dtype=np.float32)
+IMAGENET_STD = np.array(images.IMAGENET_STD, dtype=np.float32)
+STRIDE = BackboneConfig.patch_size   # the default: the loader passes the recipe's model.backbone.patch_size
 MIN_OVERLAP = 0.7      # CornerNet's gaussian_radius parameter used by OSTrack
 
 

@@ -1,4 +1,4 @@
-"""OSTrack's causal pair sampling (tracker.md 3.1): which sequence and which template / search frames.
+"""OSTrack's causal pair sampling (``lib/train/data/sampler.py: TrackingSampler``): which sequence and which template / search frames.
 
 Per sample: a source with probability proportional to its ratio, a uniformly random sequence of it, and for
 videos a template and a later search frame. All randomness comes from the numpy Generator passed in, so a

@@ -10,10 +10,10 @@ Video benchmarks are read with :mod:`mimtrack.evaluation.datasets`: training and
 import dataclasses
 import os
 
-import cv2
 import numpy as np
 
 from mimtrack.errors import UserError
+from mimtrack.images import decode_rgb
 
 VIDEO_BENCHMARKS = ("lasot", "got10k", "trackingnet")
 # Sources whose frames are files, which `mimtrack pack-lmdb` can pack (photo pairs are generated on the fly).
@@ -46,13 +46,13 @@ def box_visible(boxes):
 
 
 def decode_frame(data, key):
-    """Encoded image bytes -> RGB uint8 (frames are BGR for OpenCV; the networks see RGB, tracker.md 1.6)."""
+    """Encoded image bytes -> RGB uint8 (frames are BGR for OpenCV; the networks see RGB, as OSTrack's ``opencv_loader``)."""
     if data is None:
         raise CorruptFrame(f"{key}: missing")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    image = decode_rgb(data)
     if image is None:
         raise CorruptFrame(f"{key}: cannot decode")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 class Source:
@@ -98,7 +98,7 @@ class Source:
 def benchmark_source(name, root, split):
     """LaSOT / GOT-10k / TrackingNet training sequences through the evaluation readers.
 
-    Visibility (tracker.md 3.1): LaSOT not full_occlusion and not out_of_view; GOT-10k absence == 0 and cover > 0
+    Visibility (OSTrack's ``lib/train/dataset/{lasot,got10k}.py: _read_target_visible``): LaSOT not full_occlusion and not out_of_view; GOT-10k absence == 0 and cover > 0
     (both come as ``Sequence.visible``); every dataset also needs w, h > 0.
     """
     from mimtrack.evaluation.datasets import load_dataset

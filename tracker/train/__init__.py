@@ -1,1 +1,1 @@
-"""Tracker training: OSTrack's losses, optimisation and loop (tracker.md section 3), resumable, DDP-ready."""
+"""Tracker training: OSTrack's losses, optimisation and loop (OSTrack's ``lib/train/``), resumable, DDP-ready."""

@@ -1,4 +1,4 @@
-"""OSTrack's training losses (tracker.md 3.3): focal loss on the centre heatmap + GIoU and L1 on the box
+"""OSTrack's training losses (``lib/train/actors/ostrack.py: compute_losses``, ``lib/utils/focal_loss.py``): focal loss on the centre heatmap + GIoU and L1 on the box
 decoded at the PREDICTED heatmap peak, against the ground truth clamped to the crop."""
 
 import torch

@@ -1,4 +1,4 @@
-"""Optimisation as OSTrack (tracker.md 3.4): AdamW with a x0.1 backbone group, StepLR, the CE keep-rate schedule."""
+"""Optimisation as OSTrack (``lib/train/base_functions.py: get_optimizer_scheduler``): AdamW with a x0.1 backbone group, StepLR, the CE keep-rate schedule."""
 
 import math
 

@@ -31,6 +31,7 @@ from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
+STEP_INPUTS = ("template", "search", "search_box", "search_heatmap")
 POSTFIX_EVERY = 10   # steps between progress-bar loss / IoU updates
 
 
@@ -285,7 +286,8 @@ class Trainer:
         return bool(t.item() > 0)
 
     def forward_loss(self, batch, keep_rate):
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        # only what the step reads goes to the device (a sample also carries template_box, for inspection)
+        batch = {k: batch[k].to(self.device, non_blocking=True) for k in STEP_INPUTS}
         with self.autocast():
             outputs = self.net(batch["template"], batch["search"], ce_keep_rate=keep_rate)
         return self.criterion(outputs, batch["search_box"], batch["search_heatmap"])

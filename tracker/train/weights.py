@@ -1,13 +1,10 @@
-"""Ship a trained tracker: keep only the network weights of a training checkpoint, optionally stored as fp16.
+"""Ship a trained tracker: keep only the network weights of a training checkpoint, stored as fp16 by default.
 
-    python -m mimtrack.tracker.train.weights runs/demo/last.pth tracker/weights/demo.pth
+    mimtrack export-weights runs/demo/last.pth tracker/weights/demo.pth
 
-The result is ``{'net': state_dict}``: ``load_tracker_weights`` (strict) reads it, and ``load_state_dict`` casts
-fp16 values back into the fp32 parameters. Integer buffers (BatchNorm's num_batches_tracked) keep their dtype.
+The result is ``{'net': state_dict}`` (:func:`mimtrack.tracker.checkpoints.tracker_payload`): ``load_tracker_weights``
+(strict) reads it, and ``load_state_dict`` casts fp16 values back into the fp32 parameters.
 """
-
-import argparse
-import sys
 
 from mimtrack.checkpoints import extract_state_dict, load_checkpoint
 from mimtrack.tracker.checkpoints import save_tracker_checkpoint
@@ -20,16 +17,13 @@ def export_weights(checkpoint_path, out_path, half=True):
     return out_path
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mimtrack.tracker.train.weights", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("out")
-    parser.add_argument("--fp32", action="store_true", help="keep fp32 storage (default: fp16)")
-    args = parser.parse_args(argv)
+def add_arguments(parser):
+    parser.add_argument("checkpoint", help="a training checkpoint (last.pth / checkpoint_eNNNN.pth) or tracker file")
+    parser.add_argument("out", help="the weights file to write (e.g. tracker/weights/demo.pth)")
+    parser.add_argument("--fp32", action="store_true", help="keep fp32 storage (default: fp16, half the size)")
+
+
+def run(args):
     export_weights(args.checkpoint, args.out, half=not args.fp32)
     print(args.out)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
