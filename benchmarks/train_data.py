@@ -29,7 +29,7 @@ def main():
     from mimtrack.tracker.config import TrainDataset, load_tracker_config
     from mimtrack.tracker.data import build_train_loader
     from mimtrack.tracker.data.lmdb_pack import pack_lmdb
-    from mimtrack.tracker.data.sources import build_source
+    from mimtrack.tracker.data.registry import build_source
     from mimtrack.tracker.data.synthetic import _size, make_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -61,6 +61,9 @@ class InferenceConfig:
     # Test-time search factor (OSTrack's TEST.SEARCH_FACTOR, kept apart from the training crops' DATA.SEARCH.FACTOR);
     # None: crop.search_factor, as in every OSTrack recipe.
     search_factor: float | None = None
+    # Fraction of the predicted size change taken each frame (SiamRPN++'s ``lr``, the size damping of the Siamese
+    # trackers); 1.0 takes the network's size as is (OSTrack).
+    size_update: float = 1.0
 
 
 @dataclasses.dataclass

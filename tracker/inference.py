@@ -82,6 +82,7 @@ class Tracker:
         self.window = window.to(self.device, torch.float32).view(1, 1, feat_size, feat_size)
         test_factor = cfg.inference.search_factor
         self.search_factor = test_factor if test_factor is not None else cfg.crop.search_factor
+        self.size_update = cfg.inference.size_update
         size = cfg.crop.search_size
         self.search_pixels = np.empty((size, size, 3), dtype=np.uint8)
         self.search_input = torch.empty(1, 3, size, size, device=self.device)
@@ -135,6 +136,10 @@ class Tracker:
         score = float(score_map.flatten()[int(peak[0])])
 
         box_crop = (box_norm[0] * search_size / resize_factor).tolist()   # cx, cy, w, h at image scale
+        if self.size_update != 1.0:   # damp the size change, keep the predicted centre
+            rate = self.size_update
+            box_crop[2] = self.state[2] * (1.0 - rate) + box_crop[2] * rate
+            box_crop[3] = self.state[3] * (1.0 - rate) + box_crop[3] * rate
         box = map_box_back(box_crop, self.state, resize_factor, search_size)
         self.state = clip_box(box, height, width, margin=10)
         return {"box": list(self.state), "score": score}

@@ -10,7 +10,7 @@ from mimtrack.tracker.config import TrackerConfig, TrainDataset
 from mimtrack.tracker.data import build_train_loader
 from mimtrack.tracker.data.lmdb_pack import pack_lmdb
 from mimtrack.tracker.data.loader import build_pair_dataset
-from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.registry import build_source
 from mimtrack.tracker.data.synthetic import make_synthetic
 
 

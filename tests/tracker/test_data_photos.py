@@ -11,7 +11,7 @@ from mimtrack.evaluation.datasets import load_dataset
 from mimtrack import cli
 from mimtrack.errors import UserError
 from mimtrack.tracker.data.photos import PhotoBank, PhotoPairSource, PhotoVideo, random_view
-from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.registry import build_source
 from mimtrack.tracker.data.synthetic import make_synthetic, random_texture
 
 from tests.fabricate import tree_digest

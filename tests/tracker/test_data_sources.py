@@ -11,9 +11,11 @@ from mimtrack.evaluation.datasets._common import split_file
 from mimtrack import cli
 from mimtrack.errors import UserError
 from tests import fabricate
-from mimtrack.tracker.data.lmdb_pack import LmdbSource, pack_lmdb
+from mimtrack.tracker.data.lmdb_pack import pack_lmdb
+from mimtrack.tracker.data.lmdb_source import LmdbSource
 from mimtrack.tracker.data.locations import location_of, resolve_locations
-from mimtrack.tracker.data.sources import build_source, decode_frame
+from mimtrack.tracker.data.registry import build_source
+from mimtrack.tracker.data.sources import decode_frame
 from mimtrack.tracker.data.synthetic import make_synthetic
 
 

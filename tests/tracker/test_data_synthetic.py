@@ -7,7 +7,7 @@ import pytest
 
 from mimtrack.evaluation.datasets import load_dataset
 from mimtrack import cli
-from mimtrack.tracker.data.sources import build_source
+from mimtrack.tracker.data.registry import build_source
 from mimtrack.tracker.data.synthetic import SyntheticVideo, make_synthetic
 
 from tests.fabricate import tree_digest

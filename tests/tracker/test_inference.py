@@ -79,6 +79,19 @@ def test_box_by_hand_through_crop_decode_map_back_and_clip(cfg, image):
     torch.testing.assert_close(search2, normalised(crop_square(image, result["box"], 4.0, 256)[0]))
 
 
+def test_size_update_damps_the_size_change_and_keeps_the_centre(cfg, image):
+    # The network says 16 x 8 at centre (134, 58) (the case above); with size_update 0.25 the new size is
+    # 0.75 * (32, 32) + 0.25 * (16, 8) = (28, 26) around the same centre -> [120, 45, 28, 26].
+    cfg.inference.size_update = 0.25
+    tracker = Tracker(FakeNet(peaked_map({(5, 10): 0.9})), cfg)
+    tracker.initialize(image, [100, 60, 32, 32])
+    assert tracker.track(image)["box"] == [120.0, 45.0, 28.0, 26.0]
+    for bad in (0.0, 1.5, float("nan")):
+        cfg.inference.size_update = bad
+        with pytest.raises(UserError, match="inference.size_update"):
+            build_model(cfg)
+
+
 def test_hann_window_moves_the_argmax(cfg, image):
     score = peaked_map({(0, 0): 0.9, (8, 8): 0.6})
     tracker = Tracker(FakeNet(score, offset=(0.0, 0.0)), cfg)

@@ -7,7 +7,8 @@ sampling and processing, the DataLoader, dataset locations and a synthetic datas
 
 from .loader import build_train_loader
 from .locations import location_of, resolve_locations
-from .sources import CorruptFrame, TrainSequence, build_source
+from .registry import build_source
+from .sources import CorruptFrame, TrainSequence
 
 __all__ = ["build_train_loader", "resolve_locations", "location_of", "build_source", "TrainSequence",
            "CorruptFrame"]

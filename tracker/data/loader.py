@@ -21,7 +21,8 @@ from mimtrack.errors import UserError
 from .locations import location_of
 from .processing import PairProcessor
 from .sampler import PairSampler
-from .sources import CorruptFrame, build_source
+from .registry import build_source
+from .sources import CorruptFrame
 
 MAX_REDRAWS = 100   # consecutive invalid pairs before giving up: a dataset that broken is a user error
 _SPLIT_IDS = {"train": 0, "val": 1}

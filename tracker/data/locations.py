@@ -7,14 +7,11 @@ import yaml
 
 from mimtrack.errors import UserError
 
-from .sources import PACKABLE_NAMES, SOURCE_NAMES
-
-KNOWN_NAMES = SOURCE_NAMES + tuple(f"{name}-lmdb" for name in PACKABLE_NAMES)
+from .registry import check_source_name
 
 
 def _check(name, path, origin):
-    if name not in KNOWN_NAMES:
-        raise UserError(f"{origin}: unknown dataset name {name!r} (known: {', '.join(KNOWN_NAMES)})")
+    check_source_name(name, origin)
     path = os.path.expanduser(os.fspath(path))
     is_lmdb = name.endswith("-lmdb") or path.rstrip("/").endswith(".lmdb")
     if not (os.path.isfile(path) if is_lmdb else os.path.isdir(path)):
@@ -49,8 +46,7 @@ def location_of(name, locations):
     """The location of a recipe's dataset, or a one-line error saying how to give it. A recipe's ``got10k`` is
     also found as ``--data got10k-lmdb=X.lmdb`` (and ``got10k-lmdb`` as ``got10k=X.lmdb``): one dataset, two
     storage forms."""
-    if name not in KNOWN_NAMES:
-        raise UserError(f"unknown training dataset {name!r} in the recipe (known: {', '.join(KNOWN_NAMES)})")
+    check_source_name(name, in_recipe=True)
     other = name[:-5] if name.endswith("-lmdb") else f"{name}-lmdb"
     if name not in locations and other in locations:
         return locations[other]

@@ -1,4 +1,5 @@
-"""Training sequence sources: the sequences of one dataset, their boxes, visibility and frame bytes.
+"""Training sequence sources, the base: the sequences of one dataset, their boxes, visibility and frame bytes.
+Which sources exist and how one is built from a recipe entry: :mod:`.registry`.
 
 A source exposes ``len(source)`` sequences; ``source.sequence(i)`` is a :class:`TrainSequence` whose ``frames``
 are keys that ``source.read(key)`` turns into the encoded image bytes (file paths for folders, record keys for
@@ -8,20 +9,10 @@ Video benchmarks are read with :mod:`mimtrack.evaluation.datasets`: training and
 """
 
 import dataclasses
-import os
 
 import numpy as np
 
-from mimtrack.errors import UserError
 from mimtrack.images import decode_rgb
-
-VIDEO_BENCHMARKS = ("lasot", "got10k", "trackingnet")
-# Sources whose frames are files, which `mimtrack pack-lmdb` can pack (photo pairs are generated on the fly).
-PACKABLE_NAMES = VIDEO_BENCHMARKS + ("coco", "custom")
-SOURCE_NAMES = PACKABLE_NAMES + ("photos",)
-# The split a recipe gets when it names none.
-DEFAULT_SPLITS = {"lasot": "train", "got10k": "train_full", "trackingnet": "train", "coco": "train2017", "custom": "",
-                  "photos": ""}
 
 
 class CorruptFrame(Exception):
@@ -93,56 +84,3 @@ class Source:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name}, {len(self)} sequences)"
-
-
-def benchmark_source(name, root, split):
-    """LaSOT / GOT-10k / TrackingNet training sequences through the evaluation readers.
-
-    Visibility (OSTrack's ``lib/train/dataset/{lasot,got10k}.py: _read_target_visible``): LaSOT not full_occlusion and not out_of_view; GOT-10k absence == 0 and cover > 0
-    (both come as ``Sequence.visible``); every dataset also needs w, h > 0.
-    """
-    from mimtrack.evaluation.datasets import load_dataset
-
-    sequences = []
-    for seq in load_dataset(name, root, split):
-        if seq.info.get("first_frame_only"):
-            raise UserError(f"{name} {split}: {seq.name} has only its first box annotated; a test split cannot train")
-        visible = box_visible(seq.ground_truth)
-        if seq.visible is not None:
-            visible &= seq.visible
-        sequences.append(TrainSequence(seq.name, seq.ground_truth, visible, seq.frames))
-    return Source(name, sequences)
-
-
-def is_lmdb_path(path):
-    return os.fspath(path).rstrip("/").endswith(".lmdb")
-
-
-def build_source(name, location, split=""):
-    """The source for a recipe entry: ``name`` (lasot, got10k, trackingnet, coco, custom, photos, or NAME-lmdb),
-    its location and split. A location that is a file (``X.lmdb``) is read as an LMDB made by ``mimtrack pack-lmdb``."""
-    base = name[:-5] if name.endswith("-lmdb") else name
-    if base not in (PACKABLE_NAMES if name.endswith("-lmdb") else SOURCE_NAMES):
-        known = ", ".join(SOURCE_NAMES + tuple(f"{n}-lmdb" for n in PACKABLE_NAMES))
-        raise UserError(f"unknown training dataset {name!r} (known: {known})")
-    split = split or DEFAULT_SPLITS[base]
-    location = os.fspath(location)
-    if name.endswith("-lmdb") or (base in PACKABLE_NAMES and (is_lmdb_path(location) or os.path.isfile(location))):
-        from .lmdb_pack import LmdbSource
-
-        return LmdbSource(location, base, split)
-    if not os.path.isdir(location):
-        raise UserError(f"{location}: {name} folder not found")
-    if base in VIDEO_BENCHMARKS:
-        return benchmark_source(base, location, split)
-    if base == "coco":
-        from .coco import CocoSource
-
-        return CocoSource(location, split)
-    if base == "photos":
-        from .photos import PhotoPairSource
-
-        return PhotoPairSource(location)
-    from .custom import custom_source
-
-    return custom_source(location)

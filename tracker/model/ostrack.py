@@ -70,6 +70,9 @@ def _check_config(cfg):
     factor = cfg.inference.search_factor
     if factor is not None and not (math.isfinite(factor) and factor > 0):
         raise UserError(f"inference.search_factor={factor}: must be > 0 (or null: crop.search_factor)")
+    rate = cfg.inference.size_update
+    if not (math.isfinite(rate) and 0 < rate <= 1):
+        raise UserError(f"inference.size_update={rate}: must be in (0, 1] (1: the network's size as is)")
     if len(ce.locations) != len(ce.keep_ratio):
         raise UserError(f"model.ce: {len(ce.locations)} locations but {len(ce.keep_ratio)} keep ratios")
     if any(not 0 < r <= 1 for r in ce.keep_ratio):
