@@ -11,6 +11,7 @@ any path. Unknown keys and values of the wrong type are errors naming the key.
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from importlib import resources
@@ -18,6 +19,9 @@ from importlib import resources
 import yaml
 
 from mimtrack.errors import UserError
+
+# A number in exponent notation without a dot (``1e-4``, ``3E5``): YAML 1.2 floats that YAML 1.1 leaves as strings.
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 
 
 def recipe_dir(kind):
@@ -136,6 +140,8 @@ def _convert(tp, value, where):
     if tp is typing.Any:
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)   # YAML 1.1 (PyYAML) reads 1e-4, without a dot, as a string: take it as written
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config {where}: expected a number, got {value!r}")
         return float(value)

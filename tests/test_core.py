@@ -33,6 +33,17 @@ def test_config_from_yaml_and_overrides(tmp_path):
     assert isinstance(cfg.scale, float) and isinstance(cfg.inner.ratios[1], float)
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-4 as the string '1e-4'; a float field takes it as the number it is
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("scale: 1e-4\ninner:\n  ratios: [2E3, .5e1]\n")
+    cfg = load_config(Outer, str(recipe), overrides=["path=1e-4"])
+    assert cfg.scale == 1e-4 and cfg.inner.ratios == [2000.0, 5.0]
+    assert cfg.path == "1e-4"   # a string field keeps the text
+    with pytest.raises(UserError, match="scale: expected a number, got '1e-4x'"):
+        load_config(Outer, data={}, overrides=["scale=1e-4x"])
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["inner.sise=3"], "unknown key inner.sise"),
     (["inner.size=abc"], "inner.size: expected an integer"),
