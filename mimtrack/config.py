@@ -3,7 +3,7 @@
 Every package describes its settings as dataclasses (``mimtrack.tracker.config``,
 ``mimtrack.pretrain.config``); this module is the one loader for all of them:
 
-    cfg = load_config(TrackerConfig, "vit_tiny_256_ce", kind="tracking", overrides=["test.device=cuda"])
+    cfg = load_config(TrackerConfig, "vit_tiny_256_ce", kind="tracking", overrides=["inference.device=cuda"])
 
 A recipe is a YAML file in ``experiments/<kind>/`` (named without ``.yaml``) or
 any path. Unknown keys and values of the wrong type are errors naming the key.

@@ -14,16 +14,23 @@ METHODS = ("mae", "mocov3")
 
 
 @dataclasses.dataclass
-class ModelConfig:
-    """The ViT being pre-trained (the future tracker backbone)."""
+class ViTFields:
+    """The backbone schema every command shares (``model`` of pre-training and transfer recipes,
+    ``model.backbone`` of tracking recipes): the same keys with the same meaning everywhere."""
 
     arch: str = "vit_tiny"          # pretrain.vit registry name (vit_tiny, vit_small, vit_base) or pretrain.hiera's
                                     # (hiera_tiny: MAE-Lite's 6.5 M Hiera; hiera_base: the Hiera teacher)
-    embed_dim: int | None = None    # None: the registry's value
-    depth: int | None = None
-    num_heads: int | None = None    # None: the registry's (12 for MAE-Lite Tiny/Small)
+    embed_dim: int | None = None    # None: the registry's value (Tiny 192, Small 384, Base 768)
+    depth: int | None = None        # None: the registry's (12); ViT only (a Hiera's depth is its stages)
+    num_heads: int | None = None    # None: the registry's (12 for MAE-Lite Tiny/Small; a 3-head Tiny is wrong)
+    patch_size: int = 16            # ViT only (Hiera: a 7x7 stride-4 stem)
+
+
+@dataclasses.dataclass
+class ModelConfig(ViTFields):
+    """The ViT being pre-trained (the future tracker backbone)."""
+
     img_size: int = 224
-    patch_size: int = 16
 
 
 @dataclasses.dataclass

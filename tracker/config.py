@@ -7,17 +7,13 @@ or simply :func:`load_tracker_config`.
 import dataclasses
 
 from mimtrack.config import load_config
+from mimtrack.pretrain.config import ViTFields
 
 
 @dataclasses.dataclass
-class BackboneConfig:
-    """The ViT run one-stream over template and search tokens."""
+class BackboneConfig(ViTFields):
+    """The ViT run one-stream over template and search tokens (``arch``: a ViT of pretrain.vit's registry)."""
 
-    arch: str = "vit_tiny"          # a name in pretrain.vit's registry: vit_tiny, vit_small, vit_base
-    embed_dim: int | None = None    # None: the registry's value (Tiny 192, Small 384, Base 768)
-    depth: int | None = None        # None: the registry's value (12)
-    num_heads: int | None = None    # None: the registry's value (12 for all three; MAE-Lite Tiny uses 12)
-    patch_size: int = 16
     drop_path: float = 0.1
     pretrained_grid: int = 14       # side of the pretrained pos_embed table the z/x tables are interpolated from
 

@@ -10,17 +10,15 @@ import dataclasses
 from mimtrack.config import load_config
 from mimtrack.errors import UserError
 from mimtrack.images import IMAGENET_MEAN, IMAGENET_STD
+from mimtrack.pretrain.config import ViTFields
 from mimtrack.pretrain.hiera import check_hiera_heads, check_hiera_image_size, is_hiera
 
 
 
 @dataclasses.dataclass
-class ViTConfig:
-    arch: str = "vit_tiny"          # pretrain.vit registry name (vit_tiny, vit_small, vit_base) or hiera_tiny
-    embed_dim: int | None = None    # None: the registry's value
-    depth: int | None = None        # ViT only (a Hiera's depth is its stages)
-    num_heads: int | None = None    # MAE-Lite's Tiny: 12 heads (the registry default); Hiera: heads of stage 1
-    patch_size: int = 16            # ViT only (Hiera: 7x7 stride-4 stem)
+class ViTConfig(ViTFields):
+    """The classifier / segmenter's backbone (Hiera: ``num_heads`` are stage 1's)."""
+
     img_size: int = 224
     drop_path: float = 0.0
     global_pool: str = "avg"        # avg: mean of patch tokens + fc_norm (MAE fine-tune); token: cls after norm
