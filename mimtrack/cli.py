@@ -36,6 +36,32 @@ SUBCOMMANDS = {
 }
 
 
+def add_training_arguments(parser, output_help, length="epochs"):
+    """The options every training command shares, with one meaning: ``--output`` (run folder), ``--epochs`` /
+    ``--iters`` (``train.<length>``), ``--set KEY=VALUE``, ``--resume`` and ``--device`` (``train.device``)."""
+    parser.add_argument("--output", required=True, metavar="DIR", help=output_help)
+    parser.add_argument(f"--{length}", type=int, metavar="N", help=f"train.{length} (the schedule length)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set train.batch_size=16 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        help="train.device: cpu (gloo under torchrun) or cuda (one GPU per process, NCCL); "
+                        "default: the recipe's (cpu)")
+
+
+def training_overrides(args, length="epochs"):
+    """``--set`` values plus what ``--epochs`` / ``--iters`` and ``--device`` stand for, in that order (the flags win)."""
+    overrides = list(args.overrides)
+    value = getattr(args, length)
+    if value is not None:
+        if value <= 0:
+            raise UserError(f"--{length} {value}: must be > 0")
+        overrides.append(f"train.{length}={value}")
+    if args.device is not None:
+        overrides.append(f"train.device={args.device}")
+    return overrides
+
+
 def _top_parser():
     parser = argparse.ArgumentParser(
         prog="mimtrack",

@@ -5,6 +5,7 @@ without them training runs in one process and every helper here is a cheap no-op
 Backend: gloo on CPU, NCCL on CUDA. torch is imported in this module only, never by the CLI dispatcher.
 """
 
+import contextlib
 import dataclasses
 import os
 
@@ -114,3 +115,30 @@ def cleanup():
     """Leave the process group (safe to call when none exists)."""
     if is_initialized():
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- mixed precision: train.amp of every training recipe
+AMP_MODES = ("none", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_amp(amp, device):
+    """``train.amp`` means the same in every training command: none (fp32), bf16, or fp16 (with loss scaling).
+    UserError for another value, or for mixed precision on a CPU device (training on the CPU is fp32)."""
+    if amp not in AMP_MODES:
+        raise UserError(f"config train.amp={amp!r}: expected none, bf16 or fp16")
+    if amp != "none" and torch.device(device).type != "cuda":
+        raise UserError(f"config train.amp={amp}: mixed precision needs --device cuda (training on CPU is fp32)")
+    return amp
+
+
+def autocast(amp, device):
+    """The forward pass's autocast context for ``train.amp`` (a no-op for none)."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=_AMP_DTYPES[amp])
+
+
+def grad_scaler(amp):
+    """A GradScaler for fp16 (its narrow range needs loss scaling; bf16 has fp32's), else None."""
+    return torch.amp.GradScaler("cuda") if amp == "fp16" else None

@@ -87,8 +87,9 @@ class TrainConfig:
     min_lr: float = 0.0
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
-    amp: bool = True                # float16 autocast + loss scaling, CUDA only
-    device: str = "cpu"             # cpu | cuda (under torchrun: cuda:LOCAL_RANK)
+    amp: str = "none"               # none | bf16 | fp16 (CUDA only; fp16 with loss scaling), as in every recipe
+    device: str = "cpu"             # cpu | cuda (under torchrun: cuda:LOCAL_RANK); --device sets it
+    max_nan_steps: int = 20         # consecutive non-finite losses (skipped steps) before the run stops
     seed: int = 0
     checkpoint_every: int = 50      # also keep checkpoint_eNNNN.pth (weights) every this many epochs; 0 = never
 

@@ -8,7 +8,6 @@ Resuming restores weights, optimiser, scaler, RNG and the position in the epoch'
 continuation is identical to an uninterrupted run.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from mimtrack import distributed
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
+from mimtrack.loop import NonFiniteSteps, agree
 from mimtrack.checkpoints import (LAST_NAME, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
                                   remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
 from mimtrack.stopping import StopSignals, worker_ignores_stop_signals
@@ -126,8 +126,8 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
     total_batch = t.batch_size * info.world_size
     lr = t.lr if t.lr is not None else t.blr * total_batch / 256
     optimizer = torch.optim.AdamW(param_groups(method, t.weight_decay), lr=lr, betas=t.betas)
-    use_amp = t.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    distributed.check_amp(t.amp, device)
+    scaler = distributed.grad_scaler(t.amp)
 
     steps_per_epoch = EpochSampler(len(dataset), t.batch_size, t.seed, 0, world_size=info.world_size) \
         .batches_per_epoch()
@@ -171,6 +171,7 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
         write_text_atomic(os.path.join(output_dir, "log.json"), json.dumps(history, indent=1) + "\n")
 
     steps_done = 0
+    nan_steps = NonFiniteSteps(t.max_nan_steps, main, hint="lower train.blr or check the data")
     with StopSignals() as stop:
         for epoch in range(start_epoch, t.epochs):
             sampler = EpochSampler(len(dataset), t.batch_size, t.seed, epoch, info.rank, info.world_size,
@@ -196,26 +197,33 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(it, lr, warmup_steps, total_steps, t.min_lr)
                 images = _to_device(images, device)
-                with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
+                with distributed.autocast(t.amp, device):
                     loss, parts = net(images, it / total_steps)
-                if not torch.isfinite(loss):
-                    raise UserError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} step {step} "
-                                    "(lower train.blr or check the data)")
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
+                # one synchronisation, agreed by every rank: skip this step? stop after it?
+                loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()),
+                                                        torch.tensor(bool(stop.requested), device=device)]), info)
+                if loss_bad:
+                    def save_state(epoch=epoch, step=step):
+                        checkpoint(epoch, step + 1, (sums, seen, skipped))
+                        return last
+                    nan_steps.skipped(f"epoch {epoch + 1} step {step}", loss.detach(), save=save_state)
                 else:
-                    loss.backward()
-                    optimizer.step()
-                for name, value in {"loss": loss.detach(), **parts}.items():  # summed on device: no sync
-                    sums[name] = sums.get(name, 0.0) + value.float()
-                seen += 1
+                    nan_steps.ok()
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+                    for name, value in {"loss": loss.detach(), **parts}.items():  # summed on device: no sync
+                        sums[name] = sums.get(name, 0.0) + value.float()
+                    seen += 1
                 steps_done += 1
                 if main and step % 20 == 0:
                     bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-                if (max_steps is not None and steps_done >= max_steps) or stop.requested:
+                if (max_steps is not None and steps_done >= max_steps) or stop_now:
                     if step + 1 < steps_per_epoch:
                         checkpoint(epoch, step + 1, (sums, seen, skipped))
                         if main:
@@ -236,11 +244,12 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                                 {"model": method.trainable_state_dict(), "epoch": epoch + 1})
             if main:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
-            if stop.requested and epoch + 1 < t.epochs:
+            stopping_now = agree([stop.requested], info)[0]   # every rank leaves the loop together
+            if stopping_now and epoch + 1 < t.epochs:
                 if main:
                     log(f"stopped after epoch {epoch + 1}; resume with --resume")
                 stop.raise_if_signalled()
-            if stop.requested or (max_steps is not None and steps_done >= max_steps):
+            if stopping_now or (max_steps is not None and steps_done >= max_steps):
                 break
     distributed.barrier()
     return history

@@ -2,11 +2,13 @@
 
     mimtrack pretrain mae_tiny --data /data/imagenet --output runs/mae_tiny
     torchrun --nproc_per_node 8 -m mimtrack.cli pretrain mae_tiny_distill --data ... --output ... \\
-        --teacher mae_pretrain_vit_base.pth --set train.device=cuda
+        --teacher mae_pretrain_vit_base.pth --device cuda
     mimtrack pretrain mae_tiny --data ... --output runs/mae_tiny --resume      # continue after a stop
 
 The output's ``last.pth`` initialises a tracker: ``mimtrack train ... --set train.pretrained=runs/.../last.pth``.
 """
+
+from mimtrack.cli import add_training_arguments, training_overrides
 
 
 def add_arguments(parser):
@@ -15,12 +17,8 @@ def add_arguments(parser):
                         "or a YAML path")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="images: DIR/train/<class>/*.jpg (ImageNet layout), DIR/train/*.jpg, or an LMDB")
-    parser.add_argument("--output", required=True, metavar="DIR", help="run folder: last.pth, log.json")
-    parser.add_argument("--epochs", type=int, metavar="N", help="train.epochs (the schedule length)")
     parser.add_argument("--teacher", metavar="CKPT", help="distillation teacher checkpoint (distill.teacher)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, e.g. --set train.batch_size=128 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    add_training_arguments(parser, "run folder: last.pth, log.json")
 
 
 def run(args):
@@ -32,11 +30,7 @@ def run(args):
     from mimtrack.pretrain.config import PretrainConfig, check_config
     from mimtrack.pretrain.engine import train
 
-    overrides = list(args.overrides)
-    if args.epochs is not None:
-        if args.epochs <= 0:
-            raise UserError(f"--epochs {args.epochs}: must be positive")
-        overrides.append(f"train.epochs={args.epochs}")
+    overrides = training_overrides(args)
     cfg = load_config(PretrainConfig, args.config, kind="pretrain", overrides=overrides)
     if args.teacher is not None:
         if not os.path.isfile(args.teacher):

@@ -107,7 +107,8 @@ class TrainConfig:
     l1_weight: float = 5.0
     ce_start_epoch: int = 20        # keep rate 1.0 before, cosine down to the model's ratio over ce_warm_epoch
     ce_warm_epoch: int = 80
-    amp: str = "none"               # none | bf16 | fp16 (GPU only)
+    amp: str = "none"               # none | bf16 | fp16 (CUDA only; fp16 with loss scaling), as in every recipe
+    device: str = "cpu"             # cpu | cuda (under torchrun: cuda:LOCAL_RANK); --device sets it
     pretrained: str | None = None   # backbone initialisation: a MAE / MAE-Lite / DeiT / timm checkpoint
     init: str | None = None         # fine-tuning: a tracker checkpoint whose whole network (backbone + head) starts the run
     checkpoint_every: int = 20      # epochs

@@ -6,7 +6,6 @@ One process, or one per GPU under ``torchrun`` (DDP through ``mimtrack.distribut
 """
 
 import json
-import math
 import os
 import time
 
@@ -15,9 +14,11 @@ from torch import nn
 
 from mimtrack import distributed as dist
 from mimtrack import checkpoints, stopping
+from mimtrack.cli import add_training_arguments, training_overrides
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
+from mimtrack.loop import NonFiniteSteps, agree
 from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 from mimtrack.pretrain.transfer.config import load_classify_config
 from mimtrack.pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
@@ -138,13 +139,13 @@ def build_loss(cfg, num_classes):
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, amp=False):
+def evaluate(model, loader, device, amp="none"):
     """Top-1 / top-5 (fractions) over the loader, summed across ranks. top-5 is top-k for k = #classes < 5."""
     model.eval()
     counts = torch.zeros(3, dtype=torch.float64, device=device)  # correct@1, correct@5, n
     for images, targets in loader:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with dist.autocast(amp, device):
             logits = model(images)
         k = min(5, logits.shape[1])
         top = logits.float().topk(k, dim=1).indices
@@ -156,7 +157,8 @@ def evaluate(model, loader, device, amp=False):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch, steps_per_epoch, cfg,
-                    device, ema=None, probe=False, stop=None):
+                    device, ema=None, probe=False, stop=None, scaler=None, nan_steps=None, dist_info=None):
+    """One epoch -> (mean loss of the applied steps, True if a stop (agreed by every rank) ended it early)."""
     model.train()
     if probe:
         getattr(model, "module", model).encoder_eval()
@@ -167,33 +169,43 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         if mixup is not None:
             images, targets = mixup(images, targets)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp and device.type == "cuda"):
+        with dist.autocast(cfg.train.amp, device):
             loss = criterion(model(images).float(), targets)
-        if not math.isfinite(loss.item()):
-            raise UserError(f"config {cfg.name}: loss is {loss.item()} at epoch {epoch} step {step} "
-                            f"(learning rate too high?)")
+        # one synchronisation, agreed by every rank: skip this step? stop after it?
+        loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()), torch.tensor(
+            bool(stop is not None and stop.requested), device=loss.device)]), dist_info)
+        if loss_bad:   # no mid-epoch checkpoint to save: classification resumes at the start of its epoch
+            nan_steps.skipped(f"epoch {epoch + 1} step {step}", loss.detach())
+            if stop_now:
+                return total / max(seen, 1), True
+            continue
+        nan_steps.ok()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
         if cfg.optim.clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         if ema is not None:
             ema.update(getattr(model, "module", model), step=update)
         total, seen = total + loss.item(), seen + 1
-        if stop is not None and stop.requested:
-            break
-    return total / max(seen, 1)
+        if stop_now:
+            return total / max(seen, 1), True
+    return total / max(seen, 1), False
 
 
 def add_arguments(parser):
     parser.add_argument("config", help="recipe name in experiments/transfer/ or a YAML path")
     parser.add_argument("--data", required=True, help="ImageNet-layout folder: DIR/train/<class>/*, DIR/val/<class>/*")
-    parser.add_argument("--output", required=True, help="output folder (checkpoints, metrics.json)")
-    parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--pretrained", help="pre-trained ViT checkpoint (overrides the recipe's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, e.g. --set optim.blr=5e-4 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    add_training_arguments(parser, "output folder (checkpoints, metrics.json)")
 
 
 def _loaders(cfg, train_samples, val_samples, probe, info):
@@ -218,15 +230,16 @@ def run_classification(args, probe):
     """The body of ``mimtrack finetune`` (probe=False) and ``mimtrack linprobe`` (probe=True)."""
     from timm.utils import ModelEmaV3
 
-    overrides = list(args.overrides)
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
+    overrides = training_overrides(args)
     if args.pretrained:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_classify_config(args.config, overrides)
     classes, train_samples, val_samples = load_image_folder_splits(args.data)
     info = dist.init_distributed(cfg.train.device)
     try:
+        dist.check_amp(cfg.train.amp, info.device)
+        scaler = dist.grad_scaler(cfg.train.amp)
+        nan_steps = NonFiniteSteps(cfg.train.max_nan_steps, info.is_main, hint="lower optim.blr or check the data")
         torch.manual_seed(cfg.train.seed + info.rank)
         model = build_classifier(cfg, len(classes), probe=probe).to(info.device)
         train_loader, val_loader, sampler = _loaders(cfg, train_samples, val_samples, probe, info)
@@ -258,9 +271,9 @@ def run_classification(args, probe):
                 if sampler is not None:
                     sampler.set_epoch(epoch)
                 started = time.time()
-                loss = train_one_epoch(net, train_loader, optimizer, scheduler, criterion, mixup, epoch, steps,
-                                       cfg, info.device, ema, probe, stop)
-                done = not stop.requested
+                loss, stopped = train_one_epoch(net, train_loader, optimizer, scheduler, criterion, mixup, epoch,
+                                                steps, cfg, info.device, ema, probe, stop, scaler, nan_steps, info)
+                done = not stopped
                 entry = {"epoch": epoch + 1, "loss": loss, "seconds": round(time.time() - started, 1)}
                 last = epoch + 1 == cfg.train.epochs
                 if done and ((epoch + 1) % cfg.train.eval_every == 0 or last):
@@ -276,6 +289,7 @@ def run_classification(args, probe):
                 if not done:
                     if info.is_main:
                         print(f"stopped by {stop.signal_name}; resume with --resume")
+                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                     return 130
         if info.is_main:
             _write_metrics(args.output, cfg, history, classes, len(val_samples), probe)

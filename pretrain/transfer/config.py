@@ -61,7 +61,8 @@ class ClassifyTrain:
     ema_decay: float | None = None  # timm ModelEmaV3 decay; None: no EMA
     seed: int = 0
     device: str = "cpu"
-    amp: bool = False               # bfloat16 autocast on CUDA
+    amp: str = "none"               # none | bf16 | fp16 (CUDA only; fp16 with loss scaling), as in every recipe
+    max_nan_steps: int = 20         # consecutive non-finite losses (skipped steps) before the run stops
     eval_every: int = 1             # epochs
     head_init_std: float = 2e-5     # MAE: 2e-5 for fine-tuning, 0.01 for the linear probe
 
@@ -124,7 +125,8 @@ class SegTrain:
     slide_stride: int = 341         # slide inference: crop_size windows at this stride
     seed: int = 0
     device: str = "cpu"
-    amp: bool = False
+    amp: str = "none"               # none | bf16 | fp16, as above
+    max_nan_steps: int = 20
 
 
 @dataclasses.dataclass

@@ -20,9 +20,11 @@ import torch.nn.functional as F
 
 from mimtrack import distributed as dist
 from mimtrack import checkpoints, stopping
+from mimtrack.cli import add_training_arguments, training_overrides
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
+from mimtrack.loop import NonFiniteSteps, agree
 from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 from mimtrack.pretrain.hiera import check_hiera_image_size, create_hiera, is_hiera
 from mimtrack.pretrain.transfer.config import load_segment_config
@@ -191,7 +193,7 @@ def evaluate(model, dataset, cfg, device):
     confusion = np.zeros((c, c), dtype=np.int64)
     for index in range(dist.get_rank(), len(dataset), dist.get_world_size()):
         image, label = dataset[index]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp and device.type == "cuda"):
+        with dist.autocast(cfg.train.amp, device):
             logits = slide_inference(model, image[None].to(device), c, cfg.data.crop_size, cfg.train.slide_stride)
         logits = F.interpolate(logits, size=tuple(label.shape), mode="bilinear", align_corners=False)
         update_confusion(confusion, label.numpy(), logits.argmax(1)[0].cpu().numpy(), c)
@@ -202,11 +204,8 @@ def evaluate(model, dataset, cfg, device):
 def add_arguments(parser):
     parser.add_argument("config", help="recipe name in experiments/transfer/ or a YAML path")
     parser.add_argument("--data", required=True, help="ADE20K-layout folder (images/, annotations/)")
-    parser.add_argument("--output", required=True, help="output folder (checkpoints, metrics.json)")
-    parser.add_argument("--iters", type=int, help="override train.iters")
     parser.add_argument("--pretrained", help="pre-trained ViT checkpoint (overrides the recipe's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    add_training_arguments(parser, "output folder (checkpoints, metrics.json)", length="iters")
 
 
 def _infinite(loader, sampler):
@@ -219,9 +218,7 @@ def _infinite(loader, sampler):
 
 
 def run(args):
-    overrides = list(args.overrides)
-    if args.iters is not None:
-        overrides.append(f"train.iters={args.iters}")
+    overrides = training_overrides(args, length="iters")
     if args.pretrained:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_segment_config(args.config, overrides)
@@ -230,6 +227,18 @@ def run(args):
     train_pairs, val_pairs = list_ade_split(args.data, "training"), list_ade_split(args.data, "validation")
     info = dist.init_distributed(cfg.train.device)
     try:
+        dist.check_amp(cfg.train.amp, info.device)
+        scaler = dist.grad_scaler(cfg.train.amp)
+        nan_steps = NonFiniteSteps(cfg.train.max_nan_steps, info.is_main, hint="lower optim.lr or check the data")
+        last_path = os.path.join(args.output, checkpoints.LAST_NAME)
+
+        def save_state(done):
+            if info.is_main:
+                checkpoints.save_checkpoint(last_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter": done,
+                    "history": history, "config": to_dict(cfg), "rng": checkpoints.rng_state()})
+            return last_path
+
         torch.manual_seed(cfg.train.seed + info.rank)
         np.random.seed(cfg.train.seed + info.rank)
         model = build_model(cfg).to(info.device)
@@ -263,17 +272,26 @@ def run(args):
                 scheduler.step_update(it)
                 images, labels = next(batches)
                 images, labels = images.to(info.device), labels.to(info.device)
-                with torch.autocast(info.device.type, dtype=torch.bfloat16,
-                                    enabled=cfg.train.amp and info.device.type == "cuda"):
+                with dist.autocast(cfg.train.amp, info.device):
                     logits = net(images)
                 loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
-                if not torch.isfinite(loss):
-                    raise UserError(f"config {cfg.name}: loss is {loss.item()} at iteration {it} (lr too high?)")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                running += loss.item()
+                # one synchronisation, agreed by every rank: skip this step? stop after it?
+                loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()), torch.tensor(
+                    bool(stop.requested), device=loss.device)]), info)
                 done = it + 1
+                if loss_bad:
+                    nan_steps.skipped(f"iteration {it}", loss.detach(), save=lambda: save_state(done))
+                else:
+                    nan_steps.ok()
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+                    running += loss.item()
                 if done % cfg.train.eval_every == 0 or done == cfg.train.iters:
                     scores = evaluate(model, val_set, cfg, info.device)
                     history.append({"iter": done, "loss": running / max(done - start, 1),
@@ -281,14 +299,12 @@ def run(args):
                                     "seconds": round(time.time() - started, 1)})
                     if info.is_main:
                         print(json.dumps(history[-1]))
-                if info.is_main and (done % cfg.train.checkpoint_every == 0 or done == cfg.train.iters
-                                     or stop.requested):
-                    checkpoints.save_checkpoint(os.path.join(args.output, checkpoints.LAST_NAME), {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter": done,
-                        "history": history, "config": to_dict(cfg), "rng": checkpoints.rng_state()})
-                if stop.requested:
+                if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iters or stop_now:
+                    save_state(done)
+                if stop_now:
                     if info.is_main:
                         print(f"stopped by {stop.signal_name} at iteration {done}; resume with --resume")
+                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
                     return 130
         if start >= cfg.train.iters or not history or history[-1]["iter"] != cfg.train.iters:
             scores = evaluate(model, val_set, cfg, info.device)

@@ -13,7 +13,7 @@ from mimtrack.pretrain.engine import lr_at, param_groups, train
 
 SMALL = ["model.img_size=32", "model.patch_size=8", "model.embed_dim=64", "model.depth=2", "model.num_heads=4",
          "mae.decoder_dim=32", "mae.decoder_heads=2", "train.batch_size=4", "train.epochs=2", "train.warmup_epochs=1",
-         "train.device=cpu", "train.lr=1.0e-3", "data.num_workers=0", "train.checkpoint_every=1"]
+         "train.device=cpu", "train.amp=none", "train.lr=1.0e-3", "data.num_workers=0", "train.checkpoint_every=1"]
 
 
 def make_images(root, count=12, classes=2):

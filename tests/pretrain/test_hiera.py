@@ -212,7 +212,7 @@ def test_hiera_distill_pretraining_then_finetune_run_end_to_end(tmp_path, capsys
 
     data = make_colour_folder(tmp_path / "rgb", train=4, val=2, size=72)
     torch.save({"model_state": mae_hiera("hiera_base", img_size=64).state_dict()}, tmp_path / "teacher.pth")
-    small = ["--set", "model.img_size=64", "--set", "train.device=cpu", "--set", "train.amp=false",
+    small = ["--set", "model.img_size=64", "--set", "train.device=cpu", "--set", "train.amp=none",
              "--set", "train.batch_size=4", "--set", "data.num_workers=0"]
     status = cli.main(["pretrain", "mae_hiera_tiny_distill", "--data", str(data), "--teacher",
                        str(tmp_path / "teacher.pth"), "--output", str(tmp_path / "pt"), "--epochs", "1", *small])

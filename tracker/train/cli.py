@@ -8,19 +8,15 @@ Ctrl-C / SIGTERM checkpoints the exact position (epoch, step, optimizer, RNG) an
 --resume continues it.
 """
 
+from mimtrack.cli import add_training_arguments, training_overrides
+
 
 def add_arguments(parser):
     parser.add_argument("config", help="tracker recipe: a name in experiments/tracking or a YAML path")
-    parser.add_argument("--output", required=True, help="run folder: config.yaml, metrics.jsonl, checkpoints")
-    parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--data", action="append", default=[], metavar="NAME=DIR",
                         help="where a training dataset lives, e.g. lasot=/data/lasot (repeatable)")
     parser.add_argument("--paths", help="YAML file 'name: folder' with the dataset locations")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value, e.g. --set train.batch_size=16 (repeatable)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="cpu (gloo under torchrun) or cuda (one GPU per process, NCCL); default cpu")
+    add_training_arguments(parser, "run folder: config.yaml, metrics.jsonl, checkpoints")
 
 
 def run(args):
@@ -30,16 +26,11 @@ def run(args):
     from mimtrack.tracker.data import resolve_locations
     from mimtrack.tracker.train.trainer import Trainer, check_train_config, data_loader_factory
 
-    overrides = list(args.overrides)
-    if args.epochs is not None:
-        if args.epochs <= 0:
-            raise UserError(f"--epochs {args.epochs}: must be > 0")
-        overrides.append(f"train.epochs={args.epochs}")
-    cfg = check_train_config(load_tracker_config(args.config, overrides))
+    cfg = check_train_config(load_tracker_config(args.config, training_overrides(args)))
     if not cfg.data.train:
         raise UserError(f"config {args.config}: data.train lists no datasets to train on")
     locations = resolve_locations(args.data, args.paths)
-    info = distributed.init_distributed(args.device)
+    info = distributed.init_distributed(cfg.train.device)
     try:
         factory = data_loader_factory(cfg, locations, info)
         trainer = Trainer(cfg, args.output, factory, dist_info=info, resume=args.resume)

@@ -9,7 +9,6 @@ at the same batch; the data pipeline draws each sample from (seed, epoch, index)
 matches an uninterrupted one exactly.
 """
 
-import contextlib
 import itertools
 import json
 import os
@@ -22,14 +21,13 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from mimtrack import checkpoints, distributed, stopping
+from mimtrack import checkpoints, distributed, loop, stopping
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.tracker.checkpoints import load_tracker_weights, tracker_payload
 from mimtrack.tracker.train.losses import TrackingLoss
 from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
 STEP_INPUTS = ("template", "search", "search_box", "search_heatmap")
 POSTFIX_EVERY = 10   # steps between progress-bar loss / IoU updates
@@ -135,10 +133,11 @@ class Trainer:
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, self.train_cfg)
         self.scheduler = build_scheduler(self.optimizer, self.train_cfg)
-        self.scaler = torch.amp.GradScaler("cuda") if self.train_cfg.amp == "fp16" else None
+        self.scaler = distributed.grad_scaler(self.train_cfg.amp)
         self.criterion = TrackingLoss.from_config(self.train_cfg)
         self.epoch, self.step, self.global_step = 0, 0, 0
-        self.nan_streak = 0
+        self.nan_steps = loop.NonFiniteSteps(self.train_cfg.max_nan_steps, self.dist.is_main,
+                                             hint="lower train.lr or check the data")
         # the buffers a training forward moves (BatchNorm's running statistics) and their pre-step snapshot
         self._moving_buffers = [b for b in self.model.buffers()]
         self._buffer_snapshot = [b.detach().clone() for b in self._moving_buffers]
@@ -158,11 +157,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _check_amp(self):
-        amp = self.train_cfg.amp
-        if amp not in ("none", *AMP_DTYPES):
-            raise UserError(f"config train.amp={amp!r}: expected none, bf16 or fp16")
-        if amp != "none" and self.device.type != "cuda":
-            raise UserError(f"config train.amp={amp}: mixed precision needs --device cuda (training on CPU is fp32)")
+        distributed.check_amp(self.train_cfg.amp, self.device)
 
     def _open_tensorboard(self):
         if not self.train_cfg.tensorboard:
@@ -273,17 +268,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def autocast(self):
-        if self.train_cfg.amp == "none":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=AMP_DTYPES[self.train_cfg.amp])
-
-    def _any_rank(self, flag):
-        """True when ``flag`` is true on any rank (all ranks must take the same branch under DDP)."""
-        if not self.dist.distributed:
-            return bool(flag)
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item() > 0)
+        return distributed.autocast(self.train_cfg.amp, self.device)
 
     def forward_loss(self, batch, keep_rate):
         # only what the step reads goes to the device (a sample also carries template_box, for inspection)
@@ -314,10 +299,9 @@ class Trainer:
             loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
         flags = torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(grad_norm),
-                             torch.tensor(bool(stop_requested), device=loss.device)]).float()
-        if self.dist.distributed:  # every rank takes the same branch (a skipped step, a stop) or DDP would hang
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-        bad_loss, bad_grad, stop = (v > 0 for v in flags.tolist())   # the one host synchronisation
+                             torch.tensor(bool(stop_requested), device=loss.device)])
+        # the one host synchronisation; every rank takes the same branch (a skipped step, a stop) or DDP would hang
+        bad_loss, bad_grad, stop = loop.agree(flags, self.dist)
         if bad_loss or (bad_grad and self.scaler is None):
             self.optimizer.zero_grad(set_to_none=True)
             if moving:
@@ -345,17 +329,9 @@ class Trainer:
         return iterator, total
 
     def _nan(self, stats):
-        self.nan_streak += 1
-        where = f"epoch {self.epoch} step {self.step}"
-        value = float(stats["loss"])
-        if self.dist.is_main:
-            print(f"{where}: non-finite loss or gradient (loss={value}); step skipped "
-                  f"({self.nan_streak} in a row)", file=sys.stderr)
-        self.log({"phase": "nan", "epoch": self.epoch, "step": self.step, "loss": value, "streak": self.nan_streak})
-        if self.nan_streak >= self.train_cfg.max_nan_steps:
-            last = self.save()
-            raise UserError(f"training stopped at {where}: {self.nan_streak} consecutive steps gave a non-finite "
-                            f"loss (train.max_nan_steps); lower train.lr or check the data; state saved to {last}")
+        self.log({"phase": "nan", "epoch": self.epoch, "step": self.step, "loss": float(stats["loss"]),
+                  "streak": self.nan_steps.streak + 1})
+        self.nan_steps.skipped(f"epoch {self.epoch} step {self.step}", stats["loss"], save=self.save)
 
     def train_epoch(self, epoch, stop):
         """Run the rest of ``epoch``; returns False if a stop signal ended it early (after a checkpoint)."""
@@ -379,7 +355,7 @@ class Trainer:
             self.step += 1
             if ok:
                 self.global_step += 1
-                self.nan_streak = 0
+                self.nan_steps.ok()
                 totals["applied"] += 1
                 totals["sums"] += torch.stack([stats[k] for k in STAT_KEYS]).to(torch.float64)  # stays on the device
             else:
@@ -454,7 +430,7 @@ class Trainer:
                 periodic = t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0
                 if periodic or self.epoch == t.epochs:
                     last = self.save(keep_epoch_copy=periodic or self.epoch == t.epochs)
-                if self._any_rank(stop.requested):
+                if loop.agree([stop.requested], self.dist)[0]:
                     if not (periodic or self.epoch == t.epochs):
                         last = self.save()
                     if self.epoch < t.epochs:
