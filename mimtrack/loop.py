@@ -5,13 +5,17 @@ transfer), so that each loop keeps only its step:
   a one-line error (:class:`NonFiniteSteps`): one bad batch does not end a long run, a diverged run does not spin;
 - under DDP every rank takes the same branch (skip a step, stop) because the ranks agree on it first
   (:func:`agree`); a flag checked on one rank alone would leave the others waiting in the next collective;
+- a stopped run resumes mid-epoch: the epoch's sample order is a function of (seed, epoch), and
+  :func:`skip_batches` leaves out the batches already done;
 - stopping (SIGINT / SIGTERM -> checkpoint -> exit 130 / 143) is :class:`mimtrack.stopping.StopSignals`;
   checkpoints, resume state and the run folder's files are :mod:`mimtrack.checkpoints`.
 """
 
+import itertools
 import sys
 
 import torch
+from torch.utils.data import DataLoader
 
 from mimtrack.errors import UserError
 
@@ -51,3 +55,17 @@ class NonFiniteSteps:
             saved = f"; state saved to {last}" if last else ""
             raise UserError(f"training stopped at {where}: {self.streak} consecutive steps gave a non-finite loss "
                             f"(train.max_nan_steps); {self.hint}{saved}")
+
+
+def skip_batches(loader, n):
+    """``loader`` without its first ``n`` batches. A DataLoader is rebuilt over the remaining sampler indices
+    (no sample of the skipped batches is loaded); any other iterable is advanced."""
+    if n == 0:
+        return loader
+    if isinstance(loader, DataLoader) and loader.batch_size is not None:
+        indices = list(loader.sampler)[n * loader.batch_size:]
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=indices,
+                          num_workers=loader.num_workers, collate_fn=loader.collate_fn, drop_last=loader.drop_last,
+                          pin_memory=loader.pin_memory, multiprocessing_context=loader.multiprocessing_context,
+                          worker_init_fn=loader.worker_init_fn)
+    return itertools.islice(loader, n, None)

@@ -18,7 +18,7 @@ from mimtrack.cli import add_training_arguments, training_overrides
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.loop import NonFiniteSteps, agree
+from mimtrack.loop import NonFiniteSteps, agree, skip_batches
 from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 from mimtrack.pretrain.transfer.config import load_classify_config
 from mimtrack.pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
@@ -157,13 +157,15 @@ def evaluate(model, loader, device, amp="none"):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch, steps_per_epoch, cfg,
-                    device, ema=None, probe=False, stop=None, scaler=None, nan_steps=None, dist_info=None):
-    """One epoch -> (mean loss of the applied steps, True if a stop (agreed by every rank) ended it early)."""
+                    device, ema=None, probe=False, stop=None, scaler=None, nan_steps=None, dist_info=None,
+                    first_step=0, totals=(0.0, 0)):
+    """The rest of an epoch from ``first_step`` -> (loss sum, applied steps, the next step if a stop (agreed by every
+    rank) ended it early, else None). ``totals``: the sums of the steps before ``first_step`` (a resumed epoch)."""
     model.train()
     if probe:
         getattr(model, "module", model).encoder_eval()
-    total, seen = 0.0, 0
-    for step, (images, targets) in enumerate(loader):
+    total, seen = totals
+    for step, (images, targets) in enumerate(skip_batches(loader, first_step), start=first_step):
         update = epoch * steps_per_epoch + step
         scheduler.step_update(update)
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
@@ -177,7 +179,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch
         if loss_bad:   # no mid-epoch checkpoint to save: classification resumes at the start of its epoch
             nan_steps.skipped(f"epoch {epoch + 1} step {step}", loss.detach())
             if stop_now:
-                return total / max(seen, 1), True
+                return total, seen, step + 1
             continue
         nan_steps.ok()
         optimizer.zero_grad(set_to_none=True)
@@ -197,8 +199,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch
             ema.update(getattr(model, "module", model), step=update)
         total, seen = total + loss.item(), seen + 1
         if stop_now:
-            return total / max(seen, 1), True
-    return total / max(seen, 1), False
+            return total, seen, step + 1
+    return total, seen, None
 
 
 def add_arguments(parser):
@@ -216,12 +218,13 @@ def _loaders(cfg, train_samples, val_samples, probe, info):
     if len(train_set) < cfg.data.batch_size * info.world_size:
         raise UserError(f"train set has {len(train_set)} images, fewer than one batch of "
                         f"{cfg.data.batch_size} x {info.world_size} (lower data.batch_size)")
-    sampler = (torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
-                                                   seed=cfg.train.seed) if info.distributed else None)
+    # The order of an epoch is a function of (seed, epoch) on every rank count, so a stopped run resumes mid-epoch.
+    sampler = torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
+                                                  seed=cfg.train.seed, drop_last=True)
     common = dict(num_workers=cfg.data.num_workers, pin_memory=info.device.type == "cuda",
                   persistent_workers=cfg.data.num_workers > 0, worker_init_fn=stopping.worker_ignores_stop_signals)
-    train_loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, shuffle=sampler is None,
-                                               sampler=sampler, drop_last=True, **common)
+    train_loader = torch.utils.data.DataLoader(train_set, cfg.data.batch_size, sampler=sampler, drop_last=True,
+                                               **common)
     val_loader = torch.utils.data.DataLoader(val_set, cfg.data.batch_size, shuffle=False, **common)
     return train_loader, val_loader, sampler
 
@@ -249,14 +252,15 @@ def run_classification(args, probe):
         scheduler = build_scheduler(cfg, optimizer, steps)
         mixup, criterion = build_loss(cfg, len(classes))
         ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema_decay else None
-        start_epoch, history = 0, []
+        start_epoch, start_step, totals, history = 0, 0, (0.0, 0), []
         if args.resume and (path := checkpoints.latest_checkpoint(args.output)):
             ckpt = checkpoints.resume_model_and_optimizer(path, model, optimizer)
             if ema is not None and ckpt.get("ema") is not None:
                 ema.module.load_state_dict(ckpt["ema"])
-            start_epoch, history = ckpt["epoch"], ckpt["history"]
+            start_epoch, start_step, history = ckpt["epoch"], ckpt.get("step", 0), ckpt["history"]
+            totals = tuple(ckpt.get("epoch_totals") or (0.0, 0))
             if info.is_main:
-                print(f"resumed from {path} at epoch {start_epoch}")
+                print(f"resumed from {path} at epoch {start_epoch}, step {start_step}")
         net = model
         if info.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index]
@@ -268,15 +272,24 @@ def run_classification(args, probe):
         os.makedirs(args.output, exist_ok=True)
         with stopping.StopSignals() as stop:
             for epoch in range(start_epoch, cfg.train.epochs):
-                if sampler is not None:
-                    sampler.set_epoch(epoch)
+                sampler.set_epoch(epoch)
                 started = time.time()
-                loss, stopped = train_one_epoch(net, train_loader, optimizer, scheduler, criterion, mixup, epoch,
-                                                steps, cfg, info.device, ema, probe, stop, scaler, nan_steps, info)
-                done = not stopped
-                entry = {"epoch": epoch + 1, "loss": loss, "seconds": round(time.time() - started, 1)}
+                first = start_step if epoch == start_epoch else 0
+                loss_sum, seen, stopped_at = train_one_epoch(
+                    net, train_loader, optimizer, scheduler, criterion, mixup, epoch, steps, cfg, info.device, ema,
+                    probe, stop, scaler, nan_steps, info, first, totals if first else (0.0, 0))
+                if stopped_at is not None:   # mid-epoch: keep the position and the sums, not an epoch record
+                    if info.is_main:
+                        _save(args.output, cfg, model, optimizer, ema, epoch, history, classes,
+                              step=stopped_at, totals=(loss_sum, seen))
+                        print(f"stopped by {stop.signal_name} at epoch {epoch + 1} step {stopped_at}; "
+                              "resume with --resume")
+                    dist.barrier()
+                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
+                    return 130
+                entry = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "seconds": round(time.time() - started, 1)}
                 last = epoch + 1 == cfg.train.epochs
-                if done and ((epoch + 1) % cfg.train.eval_every == 0 or last):
+                if (epoch + 1) % cfg.train.eval_every == 0 or last:
                     entry.update(evaluate(model, val_loader, info.device, cfg.train.amp))
                     if ema is not None:
                         scores = evaluate(ema.module, val_loader, info.device, cfg.train.amp)
@@ -284,13 +297,8 @@ def run_classification(args, probe):
                 history.append(entry)
                 if info.is_main:
                     print(json.dumps(entry))
-                    _save(args.output, cfg, model, optimizer, ema, epoch + 1 if done else epoch, history, classes)
+                    _save(args.output, cfg, model, optimizer, ema, epoch + 1, history, classes)
                 dist.barrier()
-                if not done:
-                    if info.is_main:
-                        print(f"stopped by {stop.signal_name}; resume with --resume")
-                    stop.raise_if_signalled()   # after the checkpoint: the command exits 130 / 143
-                    return 130
         if info.is_main:
             _write_metrics(args.output, cfg, history, classes, len(val_samples), probe)
     finally:
@@ -298,9 +306,10 @@ def run_classification(args, probe):
     return 0
 
 
-def _save(output, cfg, model, optimizer, ema, next_epoch, history, classes):
+def _save(output, cfg, model, optimizer, ema, next_epoch, history, classes, step=0, totals=None):
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "ema": ema.module.state_dict() if ema is not None else None, "epoch": next_epoch,
+               "ema": ema.module.state_dict() if ema is not None else None, "epoch": next_epoch, "step": step,
+               "epoch_totals": list(totals) if totals else None,
                "history": history, "classes": classes, "config": to_dict(cfg), "rng": checkpoints.rng_state()}
     checkpoints.save_checkpoint(os.path.join(output, checkpoints.LAST_NAME), payload)
 

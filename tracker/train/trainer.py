@@ -9,7 +9,6 @@ at the same batch; the data pipeline draws each sample from (seed, epoch, index)
 matches an uninterrupted one exactly.
 """
 
-import itertools
 import json
 import os
 import random
@@ -19,7 +18,6 @@ import time
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
 
 from mimtrack import checkpoints, distributed, loop, stopping
 from mimtrack.config import to_dict
@@ -54,20 +52,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def skip_batches(loader, n):
-    """``loader`` without its first ``n`` batches. A DataLoader is rebuilt over the remaining sampler indices
-    (no sample of the skipped batches is loaded); any other iterable is advanced."""
-    if n == 0:
-        return loader
-    if isinstance(loader, DataLoader) and loader.batch_size is not None:
-        indices = list(loader.sampler)[n * loader.batch_size:]
-        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=indices,
-                          num_workers=loader.num_workers, collate_fn=loader.collate_fn, drop_last=loader.drop_last,
-                          pin_memory=loader.pin_memory, multiprocessing_context=loader.multiprocessing_context,
-                          worker_init_fn=loader.worker_init_fn)
-    return itertools.islice(loader, n, None)
 
 
 def data_loader_factory(cfg, locations, dist_info):
@@ -322,7 +306,7 @@ class Trainer:
             self._resume_rng = None
         loader = self.loader_factory(epoch, "train")
         total = len(loader)
-        iterator = iter(skip_batches(loader, self.step))  # samples depend on (seed, epoch, index) only
+        iterator = iter(loop.skip_batches(loader, self.step))  # samples depend on (seed, epoch, index) only
         if self._resume_rng is not None:
             checkpoints.set_rng_state(self._resume_rng)   # mid-epoch: the RNG as it was after batch `step`
             self._resume_rng = None
