@@ -30,6 +30,31 @@ def agree(flags, dist_info):
     return [bool(v > 0) for v in t.tolist()]
 
 
+def step_decision(loss, stop_requested, dist_info):
+    """After the forward pass -> (skip this step: the loss is not finite on some rank, stop after it: some rank was
+    asked to), the same on every rank, at the cost of one host synchronisation."""
+    flags = torch.stack([~torch.isfinite(loss.detach()), torch.tensor(bool(stop_requested), device=loss.device)])
+    return tuple(agree(flags, dist_info))
+
+
+def optimise(loss, optimizer, scaler=None, clip=None, parameters=None):
+    """One update from ``loss``: zero the gradients, backward (scaled under fp16), clip their norm to ``clip``
+    (after unscaling) when given, step (the scaler skips an overflowing fp16 step itself)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
 class NonFiniteSteps:
     """Counts skipped steps. ``ok()`` after an applied step; ``skipped(where, loss)`` after a skipped one: it reports
     the step (stderr, main process) and, at ``limit`` in a row, calls ``save()`` (-> the checkpoint path) and raises

@@ -20,7 +20,7 @@ from mimtrack import distributed
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.loop import NonFiniteSteps, agree
+from mimtrack.loop import NonFiniteSteps, agree, optimise, step_decision
 from mimtrack.checkpoints import (LAST_NAME, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
                                   remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
 from mimtrack.stopping import StopSignals, worker_ignores_stop_signals
@@ -199,9 +199,7 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                 images = _to_device(images, device)
                 with distributed.autocast(t.amp, device):
                     loss, parts = net(images, it / total_steps)
-                # one synchronisation, agreed by every rank: skip this step? stop after it?
-                loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()),
-                                                        torch.tensor(bool(stop.requested), device=device)]), info)
+                loss_bad, stop_now = step_decision(loss, stop.requested, info)
                 if loss_bad:
                     def save_state(epoch=epoch, step=step):
                         checkpoint(epoch, step + 1, (sums, seen, skipped))
@@ -209,14 +207,7 @@ def _train(cfg, info, data_dir, output_dir, teacher, resume, max_steps, log):
                     nan_steps.skipped(f"epoch {epoch + 1} step {step}", loss.detach(), save=save_state)
                 else:
                     nan_steps.ok()
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
+                    optimise(loss, optimizer, scaler)
                     for name, value in {"loss": loss.detach(), **parts}.items():  # summed on device: no sync
                         sums[name] = sums.get(name, 0.0) + value.float()
                     seen += 1

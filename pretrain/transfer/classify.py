@@ -18,7 +18,7 @@ from mimtrack.cli import add_training_arguments, training_overrides
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.loop import NonFiniteSteps, agree, skip_batches
+from mimtrack.loop import NonFiniteSteps, optimise, skip_batches, step_decision
 from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 from mimtrack.pretrain.transfer.config import load_classify_config
 from mimtrack.pretrain.transfer.data import ImageListDataset, build_transforms, load_image_folder_splits
@@ -173,28 +173,14 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, mixup, epoch
             images, targets = mixup(images, targets)
         with dist.autocast(cfg.train.amp, device):
             loss = criterion(model(images).float(), targets)
-        # one synchronisation, agreed by every rank: skip this step? stop after it?
-        loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()), torch.tensor(
-            bool(stop is not None and stop.requested), device=loss.device)]), dist_info)
-        if loss_bad:   # no mid-epoch checkpoint to save: classification resumes at the start of its epoch
+        loss_bad, stop_now = step_decision(loss, stop is not None and stop.requested, dist_info)
+        if loss_bad:   # a streak ends the run without a new checkpoint: the last one is the previous epoch's
             nan_steps.skipped(f"epoch {epoch + 1} step {step}", loss.detach())
             if stop_now:
                 return total, seen, step + 1
             continue
         nan_steps.ok()
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if cfg.optim.clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        optimise(loss, optimizer, scaler, cfg.optim.clip_grad, model.parameters())
         if ema is not None:
             ema.update(getattr(model, "module", model), step=update)
         total, seen = total + loss.item(), seen + 1

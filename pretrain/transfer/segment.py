@@ -24,7 +24,7 @@ from mimtrack.cli import add_training_arguments, training_overrides
 from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
-from mimtrack.loop import NonFiniteSteps, agree
+from mimtrack.loop import NonFiniteSteps, optimise, step_decision
 from mimtrack.pretrain.checkpoints import load_pretrained_backbone
 from mimtrack.pretrain.hiera import check_hiera_image_size, create_hiera, is_hiera
 from mimtrack.pretrain.transfer.config import load_segment_config
@@ -275,22 +275,13 @@ def run(args):
                 with dist.autocast(cfg.train.amp, info.device):
                     logits = net(images)
                 loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
-                # one synchronisation, agreed by every rank: skip this step? stop after it?
-                loss_bad, stop_now = agree(torch.stack([~torch.isfinite(loss.detach()), torch.tensor(
-                    bool(stop.requested), device=loss.device)]), info)
+                loss_bad, stop_now = step_decision(loss, stop.requested, info)
                 done = it + 1
                 if loss_bad:
                     nan_steps.skipped(f"iteration {it}", loss.detach(), save=lambda: save_state(done))
                 else:
                     nan_steps.ok()
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
+                    optimise(loss, optimizer, scaler)
                     running += loss.item()
                 if done % cfg.train.eval_every == 0 or done == cfg.train.iters:
                     scores = evaluate(model, val_set, cfg, info.device)

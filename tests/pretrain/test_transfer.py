@@ -238,21 +238,21 @@ def test_classification_stopped_mid_epoch_resumes_at_its_step(tmp_path, capsys, 
 
     data = make_colour_folder(tmp_path / "rgb")
     out = tmp_path / "ft"
-    calls, agree = {"n": 0}, classify.agree
+    calls, decide = {"n": 0}, classify.step_decision
 
-    def stop_after_step_2_of_epoch_2(flags, info):   # as if every rank had agreed on a stop there
+    def stop_after_step_2_of_epoch_2(loss, stop_requested, info):   # as if every rank had agreed on a stop there
         calls["n"] += 1
-        bad, stop = agree(flags, info)
-        return [bad, stop or calls["n"] == 4 + 2]    # smoke_cls on this folder: 4 steps per epoch
+        bad, stop = decide(loss, stop_requested, info)
+        return bad, stop or calls["n"] == 4 + 2      # smoke_cls on this folder: 4 steps per epoch
 
-    monkeypatch.setattr(classify, "agree", stop_after_step_2_of_epoch_2)
+    monkeypatch.setattr(classify, "step_decision", stop_after_step_2_of_epoch_2)
     status, printed = run_cli(["finetune", "smoke_cls", "--data", str(data), "--output", str(out), "--epochs", "2"],
                               capsys)
     assert "2 epochs x 4 steps" in printed.out
     assert status == 130 and "at epoch 2 step 2" in printed.out
     ckpt = torch.load(out / "last.pth", weights_only=True)
     assert (ckpt["epoch"], ckpt["step"], [h["epoch"] for h in ckpt["history"]]) == (1, 2, [1])
-    monkeypatch.setattr(classify, "agree", agree)
+    monkeypatch.setattr(classify, "step_decision", decide)
     status, printed = run_cli(["finetune", "smoke_cls", "--data", str(data), "--output", str(out), "--epochs", "2",
                                "--resume"], capsys)
     assert status == 0 and "at epoch 1, step 2" in printed.out
