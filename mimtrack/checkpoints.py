@@ -7,7 +7,7 @@
   ``model_state``) and strips DDP / experiment prefixes.
 - :func:`save_checkpoint` writes atomically (a reader sees the old file or the new one, never half of one).
 - Resuming: :func:`latest_checkpoint`, :func:`remove_stale_temp_files`, :func:`rng_state` / :func:`set_rng_state`,
-  :func:`resume_model_and_optimizer`.
+  :func:`resume_training_state` (what every loop's ``--resume`` loads).
 
 What maps foreign weights onto a model (MAE / MAE-Lite / DeiT / timm / OSTrack -> a ViT backbone; a tracker file
 -> the tracker) lives next to the model it feeds: ``mimtrack.pretrain.checkpoints`` and
@@ -216,19 +216,35 @@ def save_checkpoint(path, payload):
         torch.save(payload, f)
 
 
-def resume_model_and_optimizer(path, model, optimizer):
-    """For ``--resume``: load a checkpoint's ``model``, ``optimizer`` and ``rng`` states; returns the checkpoint.
+def resume_training_state(path, model, optimizer, *, weights="model", scheduler=None, scaler=None, required=(),
+                          not_saved=(), restore_rng=True):
+    """For ``--resume`` (every training loop): load a training checkpoint's weights (``ckpt[weights]``), optimizer,
+    scheduler and fp16 scaler states and its RNG snapshot into the live objects; returns the checkpoint.
 
-    A checkpoint written by another recipe (other shapes or keys) is a one-line UserError.
+    ``required``: other entries the loop needs (epoch, step, ...). ``not_saved``: key prefixes the model has but a
+    checkpoint leaves out on purpose (a frozen teacher). A checkpoint of another kind or of another recipe (other
+    keys or shapes) is a one-line UserError. ``restore_rng`` False: the loop restores the RNG itself (per rank).
     """
     ckpt = load_checkpoint(path)
+    absent = [k for k in (weights, "optimizer", *required) if k not in ckpt]
+    if absent:
+        raise UserError(f"{path}: not a training checkpoint (no {', '.join(absent)}); cannot --resume from it")
     try:
-        model.load_state_dict(ckpt["model"])
+        result = model.load_state_dict(ckpt[weights], strict=not not_saved)
+        missing = [k for k in getattr(result, "missing_keys", []) if not k.startswith(tuple(not_saved))]
+        unexpected = list(getattr(result, "unexpected_keys", []))
+        if missing or unexpected:
+            raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise UserError(f"{path}: does not match this recipe, cannot resume "
                         f"({str(exc).splitlines()[0][:120]})") from None
-    set_rng_state(ckpt["rng"])
+    if restore_rng:
+        set_rng_state(ckpt["rng"])
     return ckpt
 
 

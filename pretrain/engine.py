@@ -21,8 +21,8 @@ from mimtrack.config import to_dict
 from mimtrack.errors import UserError
 from mimtrack.fileio import write_text_atomic
 from mimtrack.loop import NonFiniteSteps, agree, optimise, step_decision
-from mimtrack.checkpoints import (LAST_NAME, epoch_checkpoint_name, latest_checkpoint, load_checkpoint,
-                                  remove_stale_temp_files, rng_state, save_checkpoint, set_rng_state)
+from mimtrack.checkpoints import (LAST_NAME, epoch_checkpoint_name, latest_checkpoint, remove_stale_temp_files,
+                                  resume_training_state, rng_state, save_checkpoint)
 from mimtrack.stopping import StopSignals, worker_ignores_stop_signals
 from mimtrack.pretrain.data import EpochSampler, build_dataset, collate_skipping
 
@@ -86,16 +86,9 @@ def _to_device(batch, device):
 
 
 def _restore(path, method, optimizer, scaler):
-    ckpt = load_checkpoint(path)
-    missing, unexpected = method.load_state_dict(ckpt["model"], strict=False)
-    missing = [k for k in missing if not k.startswith("teacher.")]
-    if missing or unexpected:
-        raise UserError(f"{path}: does not match this recipe's model (missing {missing[:3]}, "
-                        f"unexpected {unexpected[:3]})")
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if scaler is not None and ckpt.get("scaler"):
-        scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
+    # the frozen teacher is not saved (trainable_state_dict): it comes from --teacher again
+    ckpt = resume_training_state(path, method, optimizer, scaler=scaler, required=("epoch", "step", "rng"),
+                                 not_saved=("teacher.",))
     return ckpt["epoch"], ckpt["step"], ckpt.get("history", []), ckpt.get("epoch_totals")
 
 

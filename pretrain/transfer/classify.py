@@ -240,7 +240,7 @@ def run_classification(args, probe):
         ema = ModelEmaV3(model, decay=cfg.train.ema_decay) if cfg.train.ema_decay else None
         start_epoch, start_step, totals, history = 0, 0, (0.0, 0), []
         if args.resume and (path := checkpoints.latest_checkpoint(args.output)):
-            ckpt = checkpoints.resume_model_and_optimizer(path, model, optimizer)
+            ckpt = checkpoints.resume_training_state(path, model, optimizer)
             if ema is not None and ckpt.get("ema") is not None:
                 ema.module.load_state_dict(ckpt["ema"])
             start_epoch, start_step, history = ckpt["epoch"], ckpt.get("step", 0), ckpt["history"]

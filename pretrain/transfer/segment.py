@@ -245,7 +245,7 @@ def run(args):
         optimizer, scheduler = build_optimizer(cfg, model)
         start, history = 0, []
         if args.resume and (path := checkpoints.latest_checkpoint(args.output)):
-            ckpt = checkpoints.resume_model_and_optimizer(path, model, optimizer)
+            ckpt = checkpoints.resume_training_state(path, model, optimizer)
             start, history = ckpt["iter"], ckpt["history"]
         net = model
         if info.distributed:

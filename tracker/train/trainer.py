@@ -154,18 +154,9 @@ class Trainer:
         return SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
 
     def _load(self, path):
-        ckpt = checkpoints.load_checkpoint(path)
-        missing = [k for k in ("net", "epoch", "step", "optimizer", "scheduler", "rng") if k not in ckpt]
-        if missing:
-            raise UserError(f"{path}: not a training checkpoint (no {', '.join(missing)}); cannot --resume from it")
-        try:
-            self.model.load_state_dict(ckpt["net"], strict=True)
-        except RuntimeError as exc:
-            raise UserError(f"{path}: its weights do not fit this config ({str(exc).splitlines()[0]})") from None
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.scaler is not None and ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
+        ckpt = checkpoints.resume_training_state(path, self.model, self.optimizer, weights="net",
+                                                 scheduler=self.scheduler, scaler=self.scaler,
+                                                 required=("epoch", "step", "rng"), restore_rng=False)
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.global_step = int(ckpt.get("global_step", 0))
         ranks = ckpt.get("rng_ranks")
