@@ -1,4 +1,5 @@
-"""Optimisation as OSTrack (``lib/train/base_functions.py: get_optimizer_scheduler``): AdamW with a x0.1 backbone group, StepLR, the CE keep-rate schedule."""
+"""Optimisation as OSTrack (``lib/train/base_functions.py: get_optimizer_scheduler``): AdamW with a x0.1 backbone
+group, StepLR, the CE keep-rate schedule."""
 
 import math
 
@@ -26,7 +27,9 @@ def build_optimizer(model, train_cfg):
     if train_cfg.lr <= 0:
         raise UserError(f"config train.lr={train_cfg.lr}: must be > 0")
     groups = param_groups(model, train_cfg.lr, train_cfg.backbone_lr_mult)
-    return torch.optim.AdamW(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    # foreach: one multi-tensor kernel per update step instead of a loop over ~200 parameters (torch picks it by
+    # itself on CUDA only; on the CPU it saves most of the optimizer's time)
+    return torch.optim.AdamW(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, foreach=True)
 
 
 def build_scheduler(optimizer, train_cfg):
