@@ -74,12 +74,15 @@ def load_results(results_dir, sequences, skip_missing=False):
             continue
         results[sequence.name] = [_as_result(read_boxes(p), p) for p in paths]
     if missing and not skip_missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise UserError(
-            f"{results_dir}: no results for {len(missing)} of {len(sequences)} sequences ({shown}); "
-            "use --skip-missing to evaluate the sequences that have results"
-        )
+        raise missing_error(results_dir, missing, len(sequences))
     return results, missing
+
+
+def missing_error(results_dir, missing, n_sequences):
+    """The UserError for sequences without results (``missing``: their names, in order)."""
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return UserError(f"{results_dir}: no results for {len(missing)} of {n_sequences} sequences ({shown}); "
+                     "use --skip-missing to evaluate the sequences that have results")
 
 
 def load_times(results_dir, sequences):

@@ -56,15 +56,23 @@ def test_otb_json_table_and_plots(otb, capsys):
 
 
 def test_parallel_workers_give_the_same_scores(otb, monkeypatch):
+    """Parts read and scored by forked workers, summarised in the parent: the very numbers of one serial pass."""
     from evaluation import cli
 
     sequences = load_dataset("otb", otb / "otb")
+    names = [s.name for s in sequences]
     protocol = get_protocol("official")
-    serial = cli.score_trackers([otb / "A", otb / "B"], sequences, protocol, workers=1)
-    monkeypatch.setattr(cli, "_PARALLEL_MIN_ROWS", 0)
-    parallel = cli.score_trackers([otb / "A", otb / "B"], sequences, protocol, workers=2)
-    for (_, a), (_, b) in zip(serial, parallel):
-        assert a.overall == b.overall and a.per_sequence == b.per_sequence
+    direct = [protocol.evaluate(sequences, load_results(otb / t, sequences)[0]) for t in ("A", "B")]
+    serial_facts, serial = cli.score_trackers([otb / "A", otb / "B"], "otb", otb / "otb", None, names, protocol,
+                                              workers=1)
+    monkeypatch.setattr(cli, "_PARALLEL_MIN_FILES", 0)
+    facts, parallel = cli.score_trackers([otb / "A", otb / "B"], "otb", otb / "otb", None, names, protocol,
+                                         workers=2)
+    assert [f.name for f in facts] == [f.name for f in serial_facts] == names  # 3 parts, merged in order
+    for expected, (_, a), (_, b) in zip(direct, serial, parallel):
+        assert a.overall == b.overall == expected.overall
+        assert a.per_sequence == b.per_sequence == expected.per_sequence
+        assert list(b.per_sequence) == names
 
 
 def test_lasot_attributes(tmp_path, capsys):
