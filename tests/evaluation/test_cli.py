@@ -116,6 +116,26 @@ def test_got10k_val_ao(tmp_path, capsys):
     assert "AO" in out and "SR0.5" in out and f"{100 * expected.overall['ao']:.2f}" in out
 
 
+def test_parallel_got10k_val_pools_the_same_frames(tmp_path, monkeypatch):
+    """GOT-10k pools frames (and times) over sequences: parts from workers must pool to the serial numbers."""
+    from evaluation import cli
+
+    rng = np.random.default_rng(5)
+    gts = {f"GOT-10k_Val_{i:06d}": fab.random_boxes(rng, int(rng.integers(10, 30))) for i in range(1, 6)}
+    fab.make_got10k(tmp_path / "got", "val", {n: dict(gt=g, cover=np.full(len(g), 8)) for n, g in gts.items()})
+    _write_results(tmp_path / "T", gts, rng, layout="{name}/{name}_001.txt")
+    for name, gt in gts.items():
+        fab.write_table(str(tmp_path / "T" / name / f"{name}_time.txt"), rng.uniform(0.01, 0.1, (len(gt), 1)))
+    names = list(gts)
+    protocol = get_protocol("got10k")
+    _, ((_, serial),) = cli.score_trackers([tmp_path / "T"], "got10k", tmp_path / "got", "val", names, protocol)
+    monkeypatch.setattr(cli, "_PARALLEL_MIN_FILES", 0)
+    _, ((_, parallel),) = cli.score_trackers([tmp_path / "T"], "got10k", tmp_path / "got", "val", names, protocol,
+                                             workers=2)
+    assert "fps" in serial.overall and parallel.overall == serial.overall
+    assert parallel.per_sequence == serial.per_sequence
+
+
 def test_real_crossing_with_shifted_ground_truth(shared_dir, tmp_path, capsys):
     """Results = GT moved by (3, 4) px: centre error 5 px, IoU (w-3)(h-4) / (2wh - (w-3)(h-4))."""
     gt = np.loadtxt(shared_dir / "data/otb/Crossing/groundtruth_rect.txt")  # tab-separated

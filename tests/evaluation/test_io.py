@@ -91,6 +91,33 @@ def test_each_kind_alone(kind):
     assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits([[float(t) for t in tokens]]).reshape(-1, 4))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_one_dot_in_every_token_bit_identical_to_float(seed):
+    """Chunks whose every token holds one '.' ("%.4f", str(float)) read integer and fraction digits apart."""
+    rng = np.random.default_rng(100 + seed)
+    kinds = ("short", "repr", "long", "halfway", "exponent", "odd")
+    tokens, rows = [], int(rng.integers(1, 600))
+    while len(tokens) < 4 * rows:
+        token = _token(rng, str(rng.choice(kinds)))
+        if token.count(".") == 1:
+            tokens.append(token)
+    delimiter = str(rng.choice(DELIMITERS))
+    data = "".join(delimiter.join(tokens[i:i + 4]) + "\n" for i in range(0, len(tokens), 4)).encode()
+    expected = np.array([float(t) for t in tokens]).reshape(-1, 4)
+    assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits(expected))
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"1.5,2.5,3.5,4.5\n5.5,6.5,7.-5,8.5\n", "line 2: '7.-5' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,-.,7.5,8.5\n", "line 2: '-.' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,.,7.5,8.5\n", "line 2: '.' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,6.5,7.5,8.5x\n", "line 2: '8.5x' is not a number"),
+])
+def test_malformed_tokens_among_one_dot_tokens(text, message):
+    with pytest.raises(UserError, match=f"t.txt: {message}"):
+        io.parse_table(text, "t.txt", 4)
+
+
 def test_published_result_formats_over_several_chunks():
     """The formats of real raw results (int tab files, str(float) comma files), longer than one chunk."""
     rng = np.random.default_rng(1)
