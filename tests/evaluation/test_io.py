@@ -171,3 +171,32 @@ def test_malformed_row_beyond_the_first_chunk():
     rows[33333] = "1,2,3"
     with pytest.raises(UserError, match="t.txt: line 33334: expected 4 numbers, found 3"):
         io.parse_table("\n".join(rows).encode(), "t.txt", 4)
+
+
+def test_read_tables_equals_read_table_per_file(tmp_path):
+    """Many files parsed as one text: each table bit-identical to reading its file alone, chunk edges included."""
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(12):
+        data, _ = _random_file(rng, int(rng.choice([1, 3, 200, 5000])))
+        paths.append(tmp_path / f"{i}.txt")
+        paths[-1].write_bytes(data)
+    assert sum(p.stat().st_size for p in paths) > 3 * io._CHUNK_BYTES
+    tables = io.read_tables(paths, 4)
+    assert len(tables) == len(paths)
+    for path, table in zip(paths, tables):
+        assert np.array_equal(_bits(table), _bits(io.read_table(path, 4)))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (b"1,2,3,4\n5,6,x,8\n", "b.txt: line 2: 'x' is not a number"),
+    (b"1,2,3,4\n5,6,7\n", "b.txt: line 2: expected 4 numbers, found 3"),
+    (b"\n\n", "b.txt: file is empty"),
+    (b"", "b.txt: file is empty"),
+])
+def test_read_tables_names_the_bad_file(tmp_path, bad, message):
+    (tmp_path / "a.txt").write_bytes(b"1,2,3,4\n" * 3)
+    (tmp_path / "b.txt").write_bytes(bad)
+    (tmp_path / "c.txt").write_bytes(b"1.5\t2.5\t3.5\t4.5")
+    with pytest.raises(UserError, match=message):
+        io.read_tables([tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"], 4)
