@@ -8,6 +8,7 @@ row, a wrong row count, a missing sequence) the command fails with one line and
 leaves no JSON or plot behind.
 """
 
+import collections
 import multiprocessing
 import os
 
@@ -16,8 +17,10 @@ from mimtrack.errors import UserError
 PROTOCOL_NAMES = ("official", "pytracking", "got10k", "trackingnet")
 DEFAULT_RESAMPLES = 10_000  # evaluation.bootstrap.DEFAULT_RESAMPLES (not imported: --help stays light)
 VOT_PROTOCOL_NAMES = ("vot-baseline", "vot-multistart", "vot-unsupervised")   # --dataset vot (evaluation.vot_cli)
-# Below this many result rows in all, worker processes cost more than they save.
-_PARALLEL_MIN_ROWS = 200_000
+# Below this many result files in all (sequences x trackers), worker processes cost more than they save.
+_PARALLEL_MIN_FILES = 200
+_PARTS_PER_WORKER = 4
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h mallopt parameters
 
 
 def add_arguments(parser):
@@ -65,43 +68,101 @@ def tracker_names(results_dirs, names=None):
     return chosen
 
 
-# The sequences and protocol of the evaluation, shared with forked workers (not pickled:
-# a LaSOT test set holds ~20 MB of ground truth).
+# What the parent keeps of a sequence a worker read (all report.attribute_scores needs).
+SequenceFacts = collections.namedtuple("SequenceFacts", "name attributes")
+
+# The evaluation, shared with forked workers (not pickled: only the names of a part go to a worker).
 _JOB = {}
 
 
-def _score_tracker(results_dir):
-    """Read one tracker's results and score the sequences it has: (missing names, Scores)."""
+def _score_part(names):
+    """Read the ground truth of the named sequences and every tracker's results for them, and score them.
+
+    Returns ([SequenceFacts], [(missing names, Scores or None) per results folder]).
+    """
+    from mimtrack.evaluation.datasets import load_sequences
     from mimtrack.evaluation.results import load_results, load_times
 
-    sequences, protocol, skip_missing = _JOB["sequences"], _JOB["protocol"], _JOB["skip_missing"]
-    results, missing = load_results(results_dir, sequences, skip_missing=skip_missing)
-    present = [s for s in sequences if s.name in results]
-    if not present:
-        raise UserError(f"{results_dir}: no results for any of the {len(sequences)} sequences")
-    times = load_times(results_dir, present) if _JOB["with_times"] else None
-    return missing, protocol.evaluate(present, results, times)
+    job = _JOB
+    sequences = load_sequences(job["dataset"], job["root"], job["split"], names)
+    scored = []
+    for results_dir in job["results_dirs"]:
+        results, missing = load_results(results_dir, sequences, skip_missing=True)
+        present = [s for s in sequences if s.name in results]
+        times = load_times(results_dir, present) if job["with_times"] and present else None
+        scored.append((missing, job["protocol"].evaluate(present, results, times) if present else None))
+    return [SequenceFacts(s.name, s.attributes) for s in sequences], scored
 
 
-def score_trackers(results_dirs, sequences, protocol, skip_missing=False, workers=1):
-    """[(missing names, Scores)] per results folder, read and scored by up to ``workers`` processes."""
-    _JOB.update(sequences=sequences, protocol=protocol, skip_missing=skip_missing,
-                with_times=any(s.dataset == "got10k" for s in sequences))
-    rows = len(results_dirs) * sum(len(s) for s in sequences)
-    workers = min(workers, len(results_dirs))
-    if workers <= 1 or rows < _PARALLEL_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
-        return [_score_tracker(d) for d in results_dirs]
-    # fork: the workers inherit _JOB; they import nothing heavy (no torch threads to break).
+def _start_worker(parent_pid):
+    """Pool initializer: tie the worker to its parent, and let glibc malloc keep the memory numpy frees.
+
+    By default glibc serves each block over 128 KiB with a fresh mmap (and trims the heap top on free), so
+    every large numpy temporary costs page faults on first touch: a third of a worker's time here. A worker
+    lives for one command, so it keeps freed blocks for reuse instead (no effect on other C libraries).
+    """
     from mimtrack.processes import die_with_parent
 
-    with multiprocessing.get_context("fork").Pool(workers, die_with_parent, (os.getpid(),)) as pool:
-        return pool.map(_score_tracker, results_dirs, chunksize=1)
+    die_with_parent(parent_pid)
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest threshold (64-bit)
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
+def score_trackers(results_dirs, dataset, root, split, names, protocol, skip_missing=False, workers=1):
+    """Score every results folder on the named sequences (datasets.present_names).
+
+    Returns ([SequenceFacts] in the order of ``names``, [(missing names, Scores)] per folder). With
+    ``workers`` > 1 the sequences are dealt into parts that forked processes read (ground truth and
+    results) and score; the per-sequence states of the parts are then summarised once, in the order of
+    ``names``. Every protocol scores each sequence on its own, so the numbers do not depend on the parts.
+    """
+    from mimtrack.evaluation.results import missing_error
+
+    results_dirs = list(results_dirs)
+    _JOB.update(dataset=dataset, root=root, split=split, results_dirs=results_dirs, protocol=protocol,
+                with_times=dataset == "got10k")
+    workers = min(workers, len(names))
+    if workers <= 1 or len(names) * len(results_dirs) < _PARALLEL_MIN_FILES or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        parts = [_score_part(names)]
+    else:
+        # fork: the workers inherit _JOB and the imports; they import nothing heavy (no torch threads to break).
+        # Interleaved parts, several per worker, even out the work (sequence lengths vary 10x).
+        n_parts = min(len(names), _PARTS_PER_WORKER * workers)
+        with multiprocessing.get_context("fork").Pool(workers, _start_worker, (os.getpid(),)) as pool:
+            parts = pool.map(_score_part, [names[i::n_parts] for i in range(n_parts)], chunksize=1)
+    facts = {f.name: f for part_facts, _ in parts for f in part_facts}
+    scored = []
+    for index, results_dir in enumerate(results_dirs):
+        per_part = [part_scored[index] for _, part_scored in parts]
+        missing_names = {name for missing, _ in per_part for name in missing}
+        missing = [name for name in names if name in missing_names]
+        if missing and not skip_missing:
+            raise missing_error(results_dir, missing, len(names))
+        part_scores = [scores for _, scores in per_part if scores is not None]
+        if not part_scores:
+            raise UserError(f"{results_dir}: no results for any of the {len(names)} sequences")
+        if len(part_scores) == 1:
+            scores = part_scores[0]
+        else:
+            states = {}
+            for part in part_scores:
+                states.update(part.sequence_states)
+            scores = part_scores[0].protocol.summarise({n: states[n] for n in names if n in states})
+        scored.append((missing, scores))
+    return [facts[n] for n in names], scored
 
 
 def evaluate(args):
     """Load, score and render everything; returns (text to print, {path: bytes to write})."""
     from mimtrack.evaluation import report
-    from mimtrack.evaluation.datasets import default_split, load_dataset, split_names
+    from mimtrack.evaluation.datasets import default_split, present_names, split_names
     from mimtrack.evaluation.protocols import get_protocol
 
     names = tracker_names(args.results, args.names)
@@ -112,9 +173,10 @@ def evaluate(args):
             raise UserError(f"--protocol {args.protocol}: only for --dataset vot")
         return vot_cli.evaluate(args, names)
     split = args.split or default_split(args.dataset)
-    sequences = load_dataset(args.dataset, args.root, split, args.sequences)
+    listed = present_names(args.dataset, args.root, split, args.sequences)
     protocol = get_protocol(args.protocol or ("got10k" if args.dataset == "got10k" else "official"))
-    scored = score_trackers(args.results, sequences, protocol, args.skip_missing, max(1, args.workers))
+    sequences, scored = score_trackers(args.results, args.dataset, args.root, split, listed, protocol,
+                                       args.skip_missing, max(1, args.workers))
 
     # --skip-missing: a sequence missing for one tracker is dropped for all of them.
     missing = {name for tracker_missing, _ in scored for name in tracker_missing}

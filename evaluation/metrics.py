@@ -85,27 +85,34 @@ def any_nan(boxes):
     return np.isnan(boxes[:, 0]) | np.isnan(boxes[:, 1]) | np.isnan(boxes[:, 2]) | np.isnan(boxes[:, 3])
 
 
-def threshold_slots(values, thresholds, side="left"):
-    """``np.searchsorted(thresholds, values, side)`` for sorted, near-uniform threshold grids.
+# threshold_slots: how far from a grid point (in steps) a value must be for its slot to be read off arithmetically,
+# and how close to uniform a grid must be (both far above the ~1e-14 rounding error of the quotient and grid).
+_ON_THRESHOLD = 1e-9
+_UNIFORM_GRID = 1e-12
 
-    The slot is guessed arithmetically, then corrected with the exact comparisons
-    (one step suffices on a linspace grid; the loop makes any sorted grid exact).
-    About 3x faster than a binary search per value on long arrays. NaN -> len(thresholds).
+
+def threshold_slots(values, thresholds, side="left"):
+    """``np.searchsorted(thresholds, values, side)`` in a few flat passes on uniform grids (every toolkit's).
+
+    On a grid t_j = t_0 + j * step (up to rounding) the slot of v is floor((v - t_0) / step) + 1,
+    clipped to [0, K], wherever (v - t_0) / step lies farther than 1e-9 from an integer: rounding
+    (of the grid or of that quotient) cannot move such a value across a threshold, and ``side``
+    only matters for values on one. The other values (on or next to a threshold, inf, NaN) take
+    the binary search, as do other grids. NaN -> len(thresholds).
     """
+    values = np.asarray(values, dtype=np.float64)
     k = len(thresholds)
-    below = np.less if side == "left" else np.less_equal  # thresholds counted: t < v (left), t <= v (right)
-    padded = np.concatenate([[-np.inf], thresholds, [np.inf]])  # padded[j + 1] == thresholds[j]
-    step = (thresholds[-1] - thresholds[0]) / max(k - 1, 1) or 1.0
-    with np.errstate(invalid="ignore"):
-        guess = np.clip(np.floor((values - thresholds[0]) / step) + 1.0, 0, k)
-    slot = np.where(np.isnan(guess), k, guess).astype(np.intp)
-    while True:  # raise while thresholds[slot] still counts, lower while thresholds[slot - 1] does not
-        up = below(padded[slot + 1], values) & (slot < k)
-        down = ~below(padded[slot], values) & (slot > 0) & ~np.isnan(values)
-        if not (up.any() or down.any()):
-            return slot
-        slot += up
-        slot -= down
+    step = (thresholds[-1] - thresholds[0]) / (k - 1) if k > 1 else 0.0
+    if not step > 0 or np.abs((thresholds - thresholds[0]) / step - np.arange(k)).max() > _UNIFORM_GRID:
+        return np.searchsorted(thresholds, values, side=side)
+    with np.errstate(invalid="ignore", over="ignore"):
+        position = (values - thresholds[0]) * (1.0 / step) if thresholds[0] else values * (1.0 / step)
+        floor = np.floor(position)
+        fraction = position - floor
+        checked = np.flatnonzero(~((fraction >= _ON_THRESHOLD) & (fraction <= 1.0 - _ON_THRESHOLD)))
+        slot = np.clip(floor + 1.0, 0, k).astype(np.intp)  # NaN: any number, replaced below
+    slot[checked] = np.searchsorted(thresholds, values[checked], side=side)
+    return slot
 
 
 def threshold_counts(values, thresholds, compare, segment_ids=None, n_segments=1):
@@ -195,7 +202,7 @@ def forward_fill(boxes, replace):
     """
     source = np.where(replace, 0, np.arange(len(boxes)))
     np.maximum.accumulate(source, out=source)
-    return boxes[source]
+    return np.take(boxes, source, axis=0, out=np.empty_like(boxes))  # keeps the layout (column-major frames)
 
 
 def clip_to_image(boxes, width, height):

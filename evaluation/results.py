@@ -16,7 +16,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 
-from .io import read_boxes, read_table
+from .io import read_table, read_tables
 
 
 class ResultBoxes(np.ndarray):
@@ -66,20 +66,24 @@ def load_results(results_dir, sequences, skip_missing=False):
     """
     sequences = list(sequences)
     entries = _list_dir(results_dir)
-    results, missing = {}, []
+    paths, missing = {}, []
     for sequence in sequences:
-        paths = _result_paths(results_dir, entries, sequence.name)
-        if not paths:
+        paths[sequence.name] = _result_paths(results_dir, entries, sequence.name)
+        if not paths[sequence.name]:
             missing.append(sequence.name)
-            continue
-        results[sequence.name] = [_as_result(read_boxes(p), p) for p in paths]
+    every_path = [p for runs in paths.values() for p in runs]
+    tables = iter(read_tables(every_path, 4) if every_path else ())
+    results = {name: [_as_result(next(tables), p) for p in runs] for name, runs in paths.items() if runs}
     if missing and not skip_missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise UserError(
-            f"{results_dir}: no results for {len(missing)} of {len(sequences)} sequences ({shown}); "
-            "use --skip-missing to evaluate the sequences that have results"
-        )
+        raise missing_error(results_dir, missing, len(sequences))
     return results, missing
+
+
+def missing_error(results_dir, missing, n_sequences):
+    """The UserError for sequences without results (``missing``: their names, in order)."""
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return UserError(f"{results_dir}: no results for {len(missing)} of {n_sequences} sequences ({shown}); "
+                     "use --skip-missing to evaluate the sequences that have results")
 
 
 def load_times(results_dir, sequences):

@@ -65,6 +65,19 @@ def split_names(name, split=None, root=None):
 
 def load_dataset(name, root, split=None, sequences=None):
     """Load the sequences of ``split`` present under ``root`` (only ``sequences`` when given)."""
+    return load_sequences(name, root, split, present_names(name, root, split, sequences))
+
+
+def load_sequences(name, root, split, names):
+    """Load the named sequences (a part of :func:`present_names`), in the order given."""
+    benchmark = _benchmark(name)
+    split = _split(benchmark, split)
+    root = os.fspath(root)
+    return [benchmark.load(root, split, n) for n in names]
+
+
+def present_names(name, root, split=None, sequences=None):
+    """The names :func:`load_dataset` loads, in its order, without reading any annotation."""
     benchmark = _benchmark(name)
     split = _split(benchmark, split)
     root = os.fspath(root)
@@ -78,4 +91,4 @@ def load_dataset(name, root, split=None, sequences=None):
         names = [n for n in names if n in wanted]
     if not names:
         raise UserError(f"{root}: no {name} {split} sequences found")
-    return [benchmark.load(root, split, n) for n in names]
+    return names

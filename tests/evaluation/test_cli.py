@@ -56,15 +56,23 @@ def test_otb_json_table_and_plots(otb, capsys):
 
 
 def test_parallel_workers_give_the_same_scores(otb, monkeypatch):
+    """Parts read and scored by forked workers, summarised in the parent: the very numbers of one serial pass."""
     from mimtrack.evaluation import cli
 
     sequences = load_dataset("otb", otb / "otb")
+    names = [s.name for s in sequences]
     protocol = get_protocol("official")
-    serial = cli.score_trackers([otb / "A", otb / "B"], sequences, protocol, workers=1)
-    monkeypatch.setattr(cli, "_PARALLEL_MIN_ROWS", 0)
-    parallel = cli.score_trackers([otb / "A", otb / "B"], sequences, protocol, workers=2)
-    for (_, a), (_, b) in zip(serial, parallel):
-        assert a.overall == b.overall and a.per_sequence == b.per_sequence
+    direct = [protocol.evaluate(sequences, load_results(otb / t, sequences)[0]) for t in ("A", "B")]
+    serial_facts, serial = cli.score_trackers([otb / "A", otb / "B"], "otb", otb / "otb", None, names, protocol,
+                                              workers=1)
+    monkeypatch.setattr(cli, "_PARALLEL_MIN_FILES", 0)
+    facts, parallel = cli.score_trackers([otb / "A", otb / "B"], "otb", otb / "otb", None, names, protocol,
+                                         workers=2)
+    assert [f.name for f in facts] == [f.name for f in serial_facts] == names  # 3 parts, merged in order
+    for expected, (_, a), (_, b) in zip(direct, serial, parallel):
+        assert a.overall == b.overall == expected.overall
+        assert a.per_sequence == b.per_sequence == expected.per_sequence
+        assert list(b.per_sequence) == names
 
 
 def test_lasot_attributes(tmp_path, capsys):
@@ -106,6 +114,26 @@ def test_got10k_val_ao(tmp_path, capsys):
     overall = json.loads((tmp_path / "s.json").read_text())["T"]["overall"]
     assert overall == pytest.approx(expected.overall) and set(overall) >= {"ao", "sr50", "sr75"}
     assert "AO" in out and "SR0.5" in out and f"{100 * expected.overall['ao']:.2f}" in out
+
+
+def test_parallel_got10k_val_pools_the_same_frames(tmp_path, monkeypatch):
+    """GOT-10k pools frames (and times) over sequences: parts from workers must pool to the serial numbers."""
+    from mimtrack.evaluation import cli
+
+    rng = np.random.default_rng(5)
+    gts = {f"GOT-10k_Val_{i:06d}": fab.random_boxes(rng, int(rng.integers(10, 30))) for i in range(1, 6)}
+    fab.make_got10k(tmp_path / "got", "val", {n: dict(gt=g, cover=np.full(len(g), 8)) for n, g in gts.items()})
+    _write_results(tmp_path / "T", gts, rng, layout="{name}/{name}_001.txt")
+    for name, gt in gts.items():
+        fab.write_table(str(tmp_path / "T" / name / f"{name}_time.txt"), rng.uniform(0.01, 0.1, (len(gt), 1)))
+    names = list(gts)
+    protocol = get_protocol("got10k")
+    _, ((_, serial),) = cli.score_trackers([tmp_path / "T"], "got10k", tmp_path / "got", "val", names, protocol)
+    monkeypatch.setattr(cli, "_PARALLEL_MIN_FILES", 0)
+    _, ((_, parallel),) = cli.score_trackers([tmp_path / "T"], "got10k", tmp_path / "got", "val", names, protocol,
+                                             workers=2)
+    assert "fps" in serial.overall and parallel.overall == serial.overall
+    assert parallel.per_sequence == serial.per_sequence
 
 
 def test_real_crossing_with_shifted_ground_truth(shared_dir, tmp_path, capsys):

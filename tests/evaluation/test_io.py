@@ -91,6 +91,33 @@ def test_each_kind_alone(kind):
     assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits([[float(t) for t in tokens]]).reshape(-1, 4))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_one_dot_in_every_token_bit_identical_to_float(seed):
+    """Chunks whose every token holds one '.' ("%.4f", str(float)) read integer and fraction digits apart."""
+    rng = np.random.default_rng(100 + seed)
+    kinds = ("short", "repr", "long", "halfway", "exponent", "odd")
+    tokens, rows = [], int(rng.integers(1, 600))
+    while len(tokens) < 4 * rows:
+        token = _token(rng, str(rng.choice(kinds)))
+        if token.count(".") == 1:
+            tokens.append(token)
+    delimiter = str(rng.choice(DELIMITERS))
+    data = "".join(delimiter.join(tokens[i:i + 4]) + "\n" for i in range(0, len(tokens), 4)).encode()
+    expected = np.array([float(t) for t in tokens]).reshape(-1, 4)
+    assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits(expected))
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"1.5,2.5,3.5,4.5\n5.5,6.5,7.-5,8.5\n", "line 2: '7.-5' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,-.,7.5,8.5\n", "line 2: '-.' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,.,7.5,8.5\n", "line 2: '.' is not a number"),
+    (b"1.5,2.5,3.5,4.5\n5.5,6.5,7.5,8.5x\n", "line 2: '8.5x' is not a number"),
+])
+def test_malformed_tokens_among_one_dot_tokens(text, message):
+    with pytest.raises(UserError, match=f"t.txt: {message}"):
+        io.parse_table(text, "t.txt", 4)
+
+
 def test_published_result_formats_over_several_chunks():
     """The formats of real raw results (int tab files, str(float) comma files), longer than one chunk."""
     rng = np.random.default_rng(1)
@@ -144,3 +171,32 @@ def test_malformed_row_beyond_the_first_chunk():
     rows[33333] = "1,2,3"
     with pytest.raises(UserError, match="t.txt: line 33334: expected 4 numbers, found 3"):
         io.parse_table("\n".join(rows).encode(), "t.txt", 4)
+
+
+def test_read_tables_equals_read_table_per_file(tmp_path):
+    """Many files parsed as one text: each table bit-identical to reading its file alone, chunk edges included."""
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(12):
+        data, _ = _random_file(rng, int(rng.choice([1, 3, 200, 5000])))
+        paths.append(tmp_path / f"{i}.txt")
+        paths[-1].write_bytes(data)
+    assert sum(p.stat().st_size for p in paths) > 3 * io._CHUNK_BYTES
+    tables = io.read_tables(paths, 4)
+    assert len(tables) == len(paths)
+    for path, table in zip(paths, tables):
+        assert np.array_equal(_bits(table), _bits(io.read_table(path, 4)))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (b"1,2,3,4\n5,6,x,8\n", "b.txt: line 2: 'x' is not a number"),
+    (b"1,2,3,4\n5,6,7\n", "b.txt: line 2: expected 4 numbers, found 3"),
+    (b"\n\n", "b.txt: file is empty"),
+    (b"", "b.txt: file is empty"),
+])
+def test_read_tables_names_the_bad_file(tmp_path, bad, message):
+    (tmp_path / "a.txt").write_bytes(b"1,2,3,4\n" * 3)
+    (tmp_path / "b.txt").write_bytes(bad)
+    (tmp_path / "c.txt").write_bytes(b"1.5\t2.5\t3.5\t4.5")
+    with pytest.raises(UserError, match=message):
+        io.read_tables([tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"], 4)
