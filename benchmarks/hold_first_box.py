@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from mimtrack.evaluation.datasets import load_dataset
-from mimtrack.evaluation.io import format_boxes
+from mimtrack.evaluation.textfiles import format_boxes
 from mimtrack.fileio import write_text_atomic
 
 

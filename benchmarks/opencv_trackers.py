@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mimtrack.evaluation.datasets import load_dataset  # noqa: E402
-from mimtrack.evaluation.io import format_boxes  # noqa: E402
+from mimtrack.evaluation.textfiles import format_boxes  # noqa: E402
 from mimtrack.fileio import write_text_atomic  # noqa: E402
 
 TRACKERS = {"csrt": "TrackerCSRT_create", "kcf": "TrackerKCF_create"}

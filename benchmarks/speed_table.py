@@ -44,7 +44,7 @@ def bench(backend, args, config, checkpoint):
 
 
 def track(backend, config, checkpoint, sequence, threads):
-    from mimtrack.evaluation.io import read_boxes
+    from mimtrack.evaluation.textfiles import read_boxes
     from mimtrack.images import read_image_rgb
     from mimtrack.tracker.inference import load_tracker
 

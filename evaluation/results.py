@@ -3,7 +3,7 @@
 Layouts accepted in ``results_dir``:
 - ``<seq>.txt``: one run (OPE benchmarks; pytracking, got10k OTB-family, LaSOT-matlab).
 - ``<seq>/<seq>_NNN.txt``: one file per run (GOT-10k: _001.._003), taken in name order.
-Rows are x, y, w, h separated by commas, tabs or spaces, ints or floats (evaluation.io).
+Rows are x, y, w, h separated by commas, tabs or spaces, ints or floats (evaluation.textfiles).
 Row counts are checked by the protocol, whose errors name the file.
 Times: ``<seq>_time.txt``, ``<seq>/<seq>_time.txt`` or ``times/<seq>_time.txt`` (seconds per
 frame; GOT-10k writes one column per run).
@@ -16,7 +16,7 @@ import numpy as np
 
 from mimtrack.errors import UserError
 
-from .io import read_table, read_tables
+from .textfiles import read_table, read_tables
 
 
 class ResultBoxes(np.ndarray):

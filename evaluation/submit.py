@@ -19,7 +19,7 @@ import numpy as np
 from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write
 
-from .io import format_boxes, read_boxes, read_table
+from .textfiles import format_boxes, read_boxes, read_table
 
 BOX_FORMAT = "%.4f"
 

@@ -86,7 +86,7 @@ def summarise(seconds):
 
 def load_images(folder, count):
     """Up to ``count`` RGB frames of ``folder`` in memory, and an initial box."""
-    from mimtrack.evaluation.io import read_boxes
+    from mimtrack.evaluation.textfiles import read_boxes
     from mimtrack.images import read_image_rgb
 
     if not os.path.isdir(folder):

@@ -59,7 +59,7 @@ def result_paths(results_dir, dataset, name):
 
 def is_finished(results_dir, dataset, name, n_frames):
     """True when both result files of ``name`` are complete: parseable, one row per frame (boxes: 4 columns)."""
-    from mimtrack.evaluation.io import read_boxes, read_table
+    from mimtrack.evaluation.textfiles import read_boxes, read_table
 
     boxes_path, times_path = result_paths(results_dir, dataset, name)
     if not (os.path.isfile(boxes_path) and os.path.isfile(times_path)):

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.errors import UserError
 
 _SPLITS_DIR = os.path.join(os.path.dirname(__file__), "splits")
@@ -42,7 +42,7 @@ def read_labels(path, n_frames):
     """Per-frame integer labels, or None when the file is absent; the count must match the GT."""
     if not os.path.isfile(path):
         return None
-    labels = io.read_labels(path)
+    labels = textfiles.read_labels(path)
     if len(labels) != n_frames:
         raise UserError(f"{path}: {len(labels)} labels for {n_frames} ground-truth rows")
     return labels
@@ -52,14 +52,14 @@ def read_flags(path, names):
     """Names of the sequence-level attributes flagged 1 in a one-line flag file (None if absent)."""
     if not os.path.isfile(path):
         return None
-    flags = io.read_table(path).reshape(-1)
+    flags = textfiles.read_table(path).reshape(-1)
     if len(flags) != len(names):
         raise UserError(f"{path}: expected {len(names)} attribute flags, found {len(flags)}")
     return tuple(name for name, flag in zip(names, flags) if flag == 1)
 
 
 def read_optional_text(path):
-    return io.read_text(path) if os.path.isfile(path) else None
+    return textfiles.read_text(path) if os.path.isfile(path) else None
 
 
 def all_visible(*conditions):

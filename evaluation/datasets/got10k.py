@@ -8,7 +8,7 @@ import glob
 import os
 import re
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -64,7 +64,7 @@ class GOT10k:
             raise UserError(f"{split_dir}: GOT-10k split folder not found")
         list_path = os.path.join(split_dir, "list.txt")
         if split in N_SEQUENCES and os.path.isfile(list_path):
-            names = io.read_text(list_path).split()  # the released order
+            names = textfiles.read_text(list_path).split()  # the released order
         else:
             names = self.official_names(split)
         return [n for n in names if os.path.isdir(os.path.join(split_dir, n))]
@@ -72,7 +72,7 @@ class GOT10k:
     def load(self, root, split, name):
         folder = os.path.join(root, _folder_split(split), name)
         gt_path = os.path.join(folder, "groundtruth.txt")
-        gt = io.read_boxes(gt_path)
+        gt = textfiles.read_boxes(gt_path)
         first_frame_only = split == "test"
         labels = {}
         if not first_frame_only:

@@ -6,7 +6,7 @@ Each sequence folder holds ``groundtruth.txt`` (x,y,w,h per frame), ``full_occlu
 
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 
 from ._common import all_visible, read_flags, read_labels, read_optional_text, split_file
@@ -42,7 +42,7 @@ class LaSOT:
 
     def load(self, root, split, name):
         folder = os.path.join(root, _category(name), name)
-        gt = io.read_boxes(os.path.join(folder, "groundtruth.txt"))
+        gt = textfiles.read_boxes(os.path.join(folder, "groundtruth.txt"))
         labels = {}
         for key in ("full_occlusion", "out_of_view"):
             values = read_labels(os.path.join(folder, f"{key}.txt"), len(gt))

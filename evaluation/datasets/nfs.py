@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -32,7 +32,7 @@ def read_official_annotation(path, image_dir):
             data = f.read()
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    table = io.parse_table(_QUOTED.sub(b"", data), path, columns=9)
+    table = textfiles.parse_table(_QUOTED.sub(b"", data), path, columns=9)
     boxes = np.hstack([table[:, 1:3], table[:, 3:5] - table[:, 1:3]])  # xmin,ymin,xmax,ymax -> x,y,w,h
     frame_ids = table[:, 5]
     if len(frame_ids) < 2 or np.any(np.diff(frame_ids) != 1):
@@ -71,7 +71,7 @@ class NfS:
 
     def load(self, root, split, name):
         if self._pytracking_layout(root):
-            gt = io.read_boxes(os.path.join(root, "anno", f"nfs_{name}.txt"))
+            gt = textfiles.read_boxes(os.path.join(root, "anno", f"nfs_{name}.txt"))
             image_dir = os.path.join(root, "sequences", name)
         else:
             image_dir = os.path.join(root, name, "30", name)

@@ -8,7 +8,7 @@ Delimiters vary by file (comma, tab, spaces): the io reader accepts them all.
 import glob
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -67,7 +67,7 @@ class OTB:
             gt_path = os.path.join(folder, f"groundtruth_rect.{target}.txt")
         else:
             gt_path = _annotation_files(folder)[0]  # groundtruth_rect.txt (Human4: .2.txt)
-        gt = io.read_boxes(gt_path)
+        gt = textfiles.read_boxes(gt_path)
         start, stop = FRAME_RANGES.get(folder_name, (1, len(gt)))
         if stop - start + 1 != len(gt):
             raise UserError(f"{gt_path}: {len(gt)} rows, but {folder_name} frames {start}-{stop} "

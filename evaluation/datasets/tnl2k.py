@@ -2,7 +2,7 @@
 
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -36,7 +36,7 @@ class TNL2K:
 
     def load(self, root, split, name):
         folder = os.path.join(root, name)
-        gt = io.read_boxes(os.path.join(folder, "groundtruth.txt"))
+        gt = textfiles.read_boxes(os.path.join(folder, "groundtruth.txt"))
         frames = FrameList(lambda: _image_files(os.path.join(folder, "imgs")))
         return Sequence(name=name, ground_truth=gt, frames=frames, dataset=self.name,
                         language=read_optional_text(os.path.join(folder, "language.txt")))

@@ -4,7 +4,7 @@ the first frame only (the rest is evaluated by the server)."""
 
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -58,7 +58,7 @@ class TrackingNet:
             anno_path = os.path.join(root, chunk, "anno", f"{name}.txt")
             if os.path.isfile(anno_path):
                 break
-        gt = io.read_boxes(anno_path)
+        gt = textfiles.read_boxes(anno_path)
         folder = os.path.join(root, chunk, "frames", name)
         info = {"chunk": chunk}
         if chunk == "TEST":

@@ -6,7 +6,7 @@ sequence's folder and range. Absent targets are ``NaN,NaN,NaN,NaN`` rows and sta
 
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.sequence import FrameList, Sequence
 from mimtrack.errors import UserError
 
@@ -44,7 +44,7 @@ class UAV:
     def load(self, root, split, name):
         anno_dir = os.path.join(root, "anno", self.subset)
         gt_path = os.path.join(anno_dir, f"{name}.txt")
-        gt = io.read_boxes(gt_path)
+        gt = textfiles.read_boxes(gt_path)
         folder, start, stop = sequence_table(self.subset)[name]
         if stop - start + 1 != len(gt):
             raise UserError(f"{gt_path}: {len(gt)} rows, but {name} is frames {start}-{stop} of "

@@ -9,7 +9,7 @@ A root that itself holds ``groundtruth.txt`` is one sequence.
 
 import os
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.evaluation.datasets._common import list_frames, natural_key, read_labels
 from mimtrack.errors import UserError
 
@@ -18,7 +18,7 @@ from .sources import Source, TrainSequence, box_visible
 
 def load_custom_sequence(folder):
     gt_path = os.path.join(folder, "groundtruth.txt")
-    boxes = io.read_boxes(gt_path)   # UserError naming the file when empty or malformed
+    boxes = textfiles.read_boxes(gt_path)   # UserError naming the file when empty or malformed
     image_dir = os.path.join(folder, "img")
     frames = list_frames(image_dir if os.path.isdir(image_dir) else folder)
     if len(frames) < len(boxes):

@@ -1,4 +1,4 @@
-"""mimtrack.evaluation.io: every value bit-identical to Python's float() of its token, on every format in the wild."""
+"""mimtrack.evaluation.textfiles: every value bit-identical to Python's float() of its token, on every format in the wild."""
 
 import decimal
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mimtrack.evaluation import io
+from mimtrack.evaluation import textfiles
 from mimtrack.errors import UserError
 
 
@@ -77,7 +77,7 @@ def _random_file(rng, rows, columns=4):
 def test_random_files_bit_identical_to_float(seed):
     rng = np.random.default_rng(seed)
     data, expected = _random_file(rng, int(rng.integers(1, 400)))
-    table = io.parse_table(data, "t.txt", 4)
+    table = textfiles.parse_table(data, "t.txt", 4)
     assert table.shape == expected.shape
     assert np.array_equal(_bits(table), _bits(expected))  # bit-identical, -0.0 and NaN too
 
@@ -88,7 +88,7 @@ def test_each_kind_alone(kind):
     rng = np.random.default_rng(KINDS.index(kind))
     tokens = [_token(rng, kind) for _ in range(4000)]
     data = "".join(",".join(tokens[i:i + 4]) + "\n" for i in range(0, len(tokens), 4)).encode()
-    assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits([[float(t) for t in tokens]]).reshape(-1, 4))
+    assert np.array_equal(_bits(textfiles.parse_table(data, "t.txt", 4)), _bits([[float(t) for t in tokens]]).reshape(-1, 4))
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -104,7 +104,7 @@ def test_one_dot_in_every_token_bit_identical_to_float(seed):
     delimiter = str(rng.choice(DELIMITERS))
     data = "".join(delimiter.join(tokens[i:i + 4]) + "\n" for i in range(0, len(tokens), 4)).encode()
     expected = np.array([float(t) for t in tokens]).reshape(-1, 4)
-    assert np.array_equal(_bits(io.parse_table(data, "t.txt", 4)), _bits(expected))
+    assert np.array_equal(_bits(textfiles.parse_table(data, "t.txt", 4)), _bits(expected))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -115,7 +115,7 @@ def test_one_dot_in_every_token_bit_identical_to_float(seed):
 ])
 def test_malformed_tokens_among_one_dot_tokens(text, message):
     with pytest.raises(UserError, match=f"t.txt: {message}"):
-        io.parse_table(text, "t.txt", 4)
+        textfiles.parse_table(text, "t.txt", 4)
 
 
 def test_published_result_formats_over_several_chunks():
@@ -125,9 +125,9 @@ def test_published_result_formats_over_several_chunks():
     for fmt, delimiter in (("%r", ","), ("%d", "\t"), ("%.2f", ","), ("%.4f", " ")):
         rows = boxes.astype(int) if fmt == "%d" else boxes
         text = "".join(delimiter.join([fmt] * 4) % tuple(r) + "\n" for r in rows.tolist())
-        assert len(text) > io._CHUNK_BYTES
+        assert len(text) > textfiles._CHUNK_BYTES
         expected = [[float(t) for t in line.split(delimiter)] for line in text.splitlines()]
-        assert np.array_equal(_bits(io.parse_table(text.encode(), "t.txt", 4)), _bits(expected))
+        assert np.array_equal(_bits(textfiles.parse_table(text.encode(), "t.txt", 4)), _bits(expected))
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -139,14 +139,14 @@ def test_published_result_formats_over_several_chunks():
     (b"1,2,3,4,\n5,6,7,8,\n", [[1, 2, 3, 4], [5, 6, 7, 8]]),  # trailing delimiters
 ])
 def test_edge_tokens(text, expected):
-    assert np.array_equal(_bits(io.parse_table(text, "t.txt", 4)), _bits(expected))
+    assert np.array_equal(_bits(textfiles.parse_table(text, "t.txt", 4)), _bits(expected))
 
 
 def test_columns_from_the_first_row_and_empty_files():
-    assert io.parse_table(b"\n0,0,1,1,0\n", "t.txt").shape == (1, 5)
-    assert io.parse_table(b" \n\t\n", "t.txt", 4, allow_empty=True).shape == (0, 4)
+    assert textfiles.parse_table(b"\n0,0,1,1,0\n", "t.txt").shape == (1, 5)
+    assert textfiles.parse_table(b" \n\t\n", "t.txt", 4, allow_empty=True).shape == (0, 4)
     with pytest.raises(UserError, match="t.txt: file is empty"):
-        io.parse_table(b"\r\n", "t.txt", 4)
+        textfiles.parse_table(b"\r\n", "t.txt", 4)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -163,14 +163,14 @@ def test_columns_from_the_first_row_and_empty_files():
 ])
 def test_malformed_rows_name_file_and_line(text, message):
     with pytest.raises(UserError, match="t.txt: " + message):
-        io.parse_table(text, "t.txt", 4)
+        textfiles.parse_table(text, "t.txt", 4)
 
 
 def test_malformed_row_beyond_the_first_chunk():
     rows = ["%.3f,%.3f,%.3f,%.3f" % tuple(r) for r in np.random.default_rng(0).uniform(0, 999, (40000, 4)).tolist()]
     rows[33333] = "1,2,3"
     with pytest.raises(UserError, match="t.txt: line 33334: expected 4 numbers, found 3"):
-        io.parse_table("\n".join(rows).encode(), "t.txt", 4)
+        textfiles.parse_table("\n".join(rows).encode(), "t.txt", 4)
 
 
 def test_read_tables_equals_read_table_per_file(tmp_path):
@@ -181,11 +181,11 @@ def test_read_tables_equals_read_table_per_file(tmp_path):
         data, _ = _random_file(rng, int(rng.choice([1, 3, 200, 5000])))
         paths.append(tmp_path / f"{i}.txt")
         paths[-1].write_bytes(data)
-    assert sum(p.stat().st_size for p in paths) > 3 * io._CHUNK_BYTES
-    tables = io.read_tables(paths, 4)
+    assert sum(p.stat().st_size for p in paths) > 3 * textfiles._CHUNK_BYTES
+    tables = textfiles.read_tables(paths, 4)
     assert len(tables) == len(paths)
     for path, table in zip(paths, tables):
-        assert np.array_equal(_bits(table), _bits(io.read_table(path, 4)))
+        assert np.array_equal(_bits(table), _bits(textfiles.read_table(path, 4)))
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -199,4 +199,4 @@ def test_read_tables_names_the_bad_file(tmp_path, bad, message):
     (tmp_path / "b.txt").write_bytes(bad)
     (tmp_path / "c.txt").write_bytes(b"1.5\t2.5\t3.5\t4.5")
     with pytest.raises(UserError, match=message):
-        io.read_tables([tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"], 4)
+        textfiles.read_tables([tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"], 4)
