@@ -1,6 +1,6 @@
 """Speed and accuracy cost of every inference backend x precision: the README's table, from one run.
 
-    .venv/bin/python benchmarks/speed_table.py [--root ../shared/data/real-and-Crossing --dataset otb]
+    .venv/bin/python benchmarks/speed_table.py [--root val5 --dataset otb]
         [--results results/speed_table] [--rounds 3] [--frames 60] [--settle 0.3] [--threads N] [--json OUT]
 
 Two trackers, every row of ``ROWS`` for each:
@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 ROWS = (("torch", "fp32"), ("torch-int8", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime-int8", "fp32"),
         ("openvino", "fp32"), ("openvino", "bf16"), ("openvino-int8", "fp32"), ("openvino-int8", "bf16"))
 REFERENCE_MS = 42.0
-DEFAULT_ROOT = REPO.parent / "data" / "val5"
+DEFAULT_ROOT = "val5"   # the real validation folder of README (bundled tracker section): mkdir + ln -s
 
 
 def row_name(backend, precision):
@@ -129,20 +129,21 @@ def results_folder(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="otb")
-    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="sequences for AUC / P@20 (default %(default)s)")
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="sequences for AUC / P@20 (default %(default)s)")
     parser.add_argument("--calibration", help="int8 calibration frames (default: --root)")
     parser.add_argument("--results", default=str(REPO / "results" / "speed_table"))
     parser.add_argument("--speed-sequence", help="frames timed (default: --root/bag)")
     parser.add_argument("--agreement-sequence", help="teacher-forced agreement sequence (default: --root/Crossing)")
     parser.add_argument("--frames", type=int, default=60, help="timed frames per loop and round (default 60)")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds (default 3; 0: only fill --results with the accuracy figures)")
     parser.add_argument("--settle", type=float, default=0.3, help="seconds of sleep before each timed loop")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--json")
     args = parser.parse_args()
-    if args.rounds < 1 or args.frames < 1:
-        parser.error("--rounds and --frames must be >= 1")
+    if args.rounds < 0 or args.frames < 1:
+        parser.error("--rounds must be >= 0 (0: accuracy only, no timing) and --frames >= 1")
     args.calibration = args.calibration or args.root
 
     import torch
@@ -169,6 +170,9 @@ def main():
     sequence = pathlib.Path(args.agreement_sequence or pathlib.Path(args.root) / "Crossing")
     moved = {m: cached_json(results / f"{m}-agreement.json", lambda: agreement(trackers[m], sequence))
              for m in models}
+    if args.rounds == 0:
+        print(json.dumps({"scores": scores, "moved": moved}, indent=2))
+        return
 
     frames, boxes = load_images(args.speed_sequence or os.path.join(args.root, "bag", "img"), args.frames + 1)
     times = {m: {name: ([], []) for name in trackers[m]} for m in models}

@@ -202,7 +202,7 @@ def test_openvino_ranks_underflowed_attention_as_torch(cache_dir):
     model = build_model(cfg).eval()
     with torch.no_grad():
         for block in model.backbone.blocks:
-            block.attn.qkv.weight.mul_(6.0)   # peaked attention: most probabilities exactly 0
+            block.attn.qkv.weight[:2 * block.attn.qkv.in_features].mul_(40.0)   # q, k: logits 1600x, softmax underflows
     template, search, window = export.example_inputs(cfg, seed=3)
     with torch.inference_mode():
         attn = model.backbone.blocks[1].forward_attention(
@@ -210,7 +210,8 @@ def test_openvino_ranks_underflowed_attention_as_torch(cache_dir):
                                                 model.backbone.patch_embed(search) + model.backbone.pos_embed_x],
                                                1)), return_attention=True)[1]
         expected = export.GRAPH_MODULES["track"](model)(template, search, window)
-    assert float((attn == 0).float().mean()) > 0.3   # the case: many exact zeros
+    score = attn[:, :, :64, 64:][:, :, model.backbone.ce_template_index].mean(2).mean(1)
+    assert int((score < torch.finfo(torch.float32).tiny).sum()) > 128   # the case: the kept half ends among zeros
     network = OpenVinoNetwork(export.cached_onnx(model, cfg, cache_dir=cache_dir), threads=1)
     network.set_template(template)
     got = network(search, window)
