@@ -39,7 +39,7 @@ from mimtrack.fileio import atomic_write
 GRAPHS = {"track": (("template", "search", "window"), ("score_map", "box", "peak")),
           "maps": (("template", "search"), ("score_map", "size_map", "offset_map"))}
 DEFAULT_OPSET = 20   # Gelu is one operator from opset 20
-CACHE_FORMAT = 2     # bump when the exported (or quantised) graph changes for the same weights and config
+CACHE_FORMAT = 3     # bump when the exported (or quantised) graph changes for the same weights and config
 
 
 @torch.library.custom_op("mimtrack::self_attention", mutates_args=())
