@@ -141,10 +141,17 @@ def main():
     parser.add_argument("--settle", type=float, default=0.3, help="seconds of sleep before each timed loop")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--json")
+    parser.add_argument("--rows", nargs="+", metavar="BACKEND-PRECISION", help="only these rows (default: all)")
     args = parser.parse_args()
     if args.rounds < 0 or args.frames < 1:
         parser.error("--rounds must be >= 0 (0: accuracy only, no timing) and --frames >= 1")
     args.calibration = args.calibration or args.root
+    global ROWS
+    if args.rows:
+        unknown = set(args.rows) - {row_name(*r) for r in ROWS}
+        if unknown or "torch-fp32" not in args.rows:
+            parser.error(f"--rows: unknown {sorted(unknown)} (torch-fp32, the reference, is required)")
+        ROWS = tuple(r for r in ROWS if row_name(*r) in args.rows)
 
     import torch
 
@@ -168,8 +175,9 @@ def main():
     trackers = {m: {row_name(*r): load_tracker(**tracker_args(spec, *r, args.calibration, threads)) for r in ROWS}
                 for m, spec in models.items()}
     sequence = pathlib.Path(args.agreement_sequence or pathlib.Path(args.root) / "Crossing")
-    moved = {m: cached_json(results / f"{m}-agreement.json", lambda: agreement(trackers[m], sequence))
-             for m in models}
+    rows_key = hashlib.sha256(" ".join(row_name(*r) for r in ROWS).encode()).hexdigest()[:8]
+    moved = {m: cached_json(results / f"{m}-agreement-{sequence.name}-{rows_key}.json",
+                            lambda: agreement(trackers[m], sequence)) for m in models}
     if args.rounds == 0:
         print(json.dumps({"scores": scores, "moved": moved}, indent=2))
         return
