@@ -37,6 +37,8 @@ setup(
     ],
     extras_require={
         "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript"],
+        # --backend openvino / openvino-int8 (NNCF's static int8); the graph is exported with the "export" extra's onnx.
+        "openvino": ["openvino>=2024.6", "nncf>=2.14", "onnx>=1.15", "onnxscript"],
         "tensorboard": ["tensorboard"],
         # Real photographs that ship inside packages (`mimtrack collect-photos`): training data without a download.
         "photos": ["scikit-image", "scikit-learn"],
@@ -45,7 +47,7 @@ setup(
         # clashes with opencv-python-headless, and numba): tests/evaluation/test_parity_vot.py.
         "vot-toolkit": ["vot-toolkit==0.9.0", "attributee==0.1.9"],
         "dev": ["pytest>=7", "got10k==0.1.3", "six", "onnx>=1.15", "onnxruntime>=1.17", "onnxscript", "vot-trax",
-                "scikit-image"],
+                "scikit-image", "openvino>=2024.6", "nncf>=2.14"],
     },
     entry_points={"console_scripts": ["mimtrack=mimtrack.cli:main"]},
     classifiers=[

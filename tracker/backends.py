@@ -1,4 +1,4 @@
-"""Networks a :class:`mimtrack.tracker.inference.Tracker` can run: PyTorch (the reference) or ONNX Runtime.
+"""Networks a :class:`mimtrack.tracker.inference.Tracker` can run: PyTorch (the reference), ONNX Runtime or OpenVINO.
 
 A network is given the normalised template once (``set_template``) and then maps each normalised search image
 and the score-map window (1, 1, fs, fs) to ``(score_map (1, 1, fs, fs), box (1, 4), peak (1,))`` on the
@@ -8,6 +8,7 @@ the box back stay in the tracker, identical for every backend.
 """
 
 import contextlib
+import importlib.util
 import os
 
 import torch
@@ -15,8 +16,10 @@ import torch
 from mimtrack.errors import UserError
 from mimtrack.tracker.model.head import decode
 
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8")
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "torch-int8", "openvino", "openvino-int8")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# OpenVINO's INFERENCE_PRECISION_HINT for each --precision (fp16 is a GPU format: not offered on the CPU).
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 
 
 def physical_cores():
@@ -43,7 +46,37 @@ def check_backend(backend, device):
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend.endswith("int8") and device.type != "cpu":
-        raise UserError(f"--backend {backend}: int8 dynamic quantisation runs on the CPU only (got --device {device})")
+        raise UserError(f"--backend {backend}: int8 quantisation runs on the CPU only (got --device {device})")
+    if backend.startswith("openvino") and device.type != "cpu":
+        raise UserError(f"--backend {backend}: the OpenVINO backend runs on the CPU only (got --device {device})")
+    for module, needed in (("openvino", backend.startswith("openvino")), ("nncf", backend == "openvino-int8")):
+        if needed and importlib.util.find_spec(module) is None:
+            raise UserError(f'--backend {backend}: {module} is not installed (pip install "mimtrack[openvino]")')
+
+
+def check_precision(backend, precision):
+    """UserError unless ``backend`` offers ``precision`` (torch: autocast fp32/fp16/bf16; OpenVINO: fp32/bf16,
+    for int8 the precision of the layers left unquantised; ONNX Runtime: fp32 only)."""
+    offered = (PRECISIONS if backend.startswith("torch") else OPENVINO_PRECISIONS if backend.startswith("openvino")
+               else ("fp32",))
+    if precision not in offered:
+        raise UserError(f"--precision {precision!r} with --backend {backend}: expected one of {', '.join(offered)}")
+
+
+def add_arguments(parser, default_threads="the physical cores"):
+    """``--backend``, ``--precision``, ``--threads`` and ``--calibration``: the network runtime options of
+    ``track``, ``demo`` and ``bench`` (:func:`mimtrack.tracker.inference.load_tracker`'s arguments)."""
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                        help="network runtime (default torch, the reference; onnx* and openvino* export the "
+                        "tracking-step graph on first use and cache it; *-int8 quantise it)")
+    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS),
+                        help="fp32 (default); bf16: OpenVINO on a CPU with AVX512-BF16/AMX (boxes move), or torch "
+                        "autocast (fp16/bf16, meant for GPUs); openvino-int8: the precision of the layers left "
+                        "unquantised")
+    parser.add_argument("--threads", type=int, help=f"intra-op threads (default: {default_threads})")
+    parser.add_argument("--calibration", metavar="FOLDER",
+                        help="openvino-int8: real frames to calibrate the static int8 quantisation on: a folder of "
+                        "frames, a sequence (img/ + groundtruth) or a dataset root holding such folders")
 
 
 class TorchNetwork:
@@ -139,3 +172,62 @@ class OnnxNetwork:
         feed = {"template": self.template, "search": search.cpu().numpy(), "window": window.cpu().numpy()}
         outputs = self.session.run(self.output_names, feed)
         return tuple(torch.from_numpy(o).to(self.device) for o in outputs)
+
+
+def openvino_core(cache_dir=None):
+    """An OpenVINO ``Core`` that caches compiled models in ``cache_dir`` (the compile step is skipped next time)."""
+    import openvino as ov
+
+    core = ov.Core()
+    if cache_dir is not None:
+        core.set_property({"CACHE_DIR": os.fspath(cache_dir)})
+    return core
+
+
+def read_openvino_model(path, core=None):
+    """The graph at ``path`` (ONNX or OpenVINO IR) as an OpenVINO model whose TopK nodes keep equal values in index
+    order (ONNX TopK's rule, which OpenVINO's ONNX reader drops): candidate elimination's top-k then keeps the same
+    tokens as torch and ONNX Runtime when a trained tracker's attention has exact zeros (ties)."""
+    model = (core or openvino_core()).read_model(os.fspath(path))
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "TopK" and "stable" in op.get_attributes():
+            op.set_attribute("stable", True)
+    return model
+
+
+class OpenVinoNetwork:
+    """A tracking-step graph (:func:`mimtrack.tracker.export.export_onnx`'s ``track`` graph, or its int8 OpenVINO IR from
+    :func:`mimtrack.tracker.export.quantize_openvino_int8`) compiled by OpenVINO for the CPU.
+
+    Same inputs and outputs as :class:`OnnxNetwork`. Compiled with the latency hint (one stream, every thread on
+    one request), ``threads`` inference threads (None: the physical cores) and ``precision`` as OpenVINO's
+    inference precision: ``fp32`` (OpenVINO's CPU default is bf16 where the CPU has it, so it is always set) or
+    ``bf16``. ``cache_dir``: OpenVINO's compiled-model cache.
+    """
+
+    def __init__(self, path, threads=None, precision="fp32", cache_dir=None):
+        if precision not in OPENVINO_PRECISIONS:
+            raise UserError(f"--precision {precision!r} with --backend openvino: expected one of "
+                            f"{', '.join(OPENVINO_PRECISIONS)}")
+        core = openvino_core(cache_dir)
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise UserError("--precision bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX); use fp32")
+        self.device = torch.device("cpu")
+        self.threads = threads or physical_cores()
+        self.precision = precision
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
+                  "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision]}
+        self.compiled = core.compile_model(read_openvino_model(path, core), "CPU", config)
+        inputs = [i.get_any_name() for i in self.compiled.inputs]
+        if inputs != ["template", "search", "window"]:
+            raise UserError(f"{path}: inputs {inputs}, not a tracking-step graph (template, search, window; "
+                            f"mimtrack export --graph track)")
+        self.request = self.compiled.create_infer_request()
+        self.template = None
+
+    def set_template(self, template):
+        self.template = template.detach().cpu().numpy().copy()
+
+    def __call__(self, search, window):
+        outputs = self.request.infer([self.template, search.cpu().numpy(), window.cpu().numpy()])
+        return tuple(torch.from_numpy(outputs[o]) for o in self.compiled.outputs)

@@ -32,9 +32,9 @@ def add_arguments(parser):
     parser.add_argument("--output", metavar="OUT.mp4", help="write the video with the boxes drawn (mp4v)")
     parser.add_argument("--boxes", metavar="OUT.txt", help="write one x,y,w,h row per frame")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the recipe's inference.device)")
-    parser.add_argument("--backend", default="torch",
-                        choices=("torch", "onnxruntime", "onnxruntime-int8", "torch-int8"),
-                        help="network runtime (default torch; onnx* export the graph on first use)")
+    from mimtrack.tracker.backends import add_arguments as add_backend_arguments
+
+    add_backend_arguments(parser)
     parser.add_argument("--show", action="store_true", help="show the tracking live (q or Esc stops)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value (repeatable)")
@@ -198,7 +198,8 @@ def _track_video(args, source, init, load_tracker):
     if args.show and not has_display():
         raise UserError("--show: no display available (or OpenCV was built without GUI support)")
     tracker = load_tracker(args.config, args.checkpoint, device=args.device, overrides=args.overrides,
-                           backend=args.backend)
+                           backend=args.backend, threads=args.threads, precision=args.precision,
+                           calibration=args.calibration)
     frames = iter(source)
     start = time.perf_counter()
     first = next(frames, None)

@@ -29,17 +29,19 @@ import pathlib
 import shutil
 import tempfile
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mimtrack.errors import UserError
 from mimtrack import fileio
+from mimtrack.errors import UserError
 from mimtrack.fileio import atomic_write
+from mimtrack.images import IMAGE_EXTENSIONS
 
 GRAPHS = {"track": (("template", "search", "window"), ("score_map", "box", "peak")),
           "maps": (("template", "search"), ("score_map", "size_map", "offset_map"))}
 DEFAULT_OPSET = 20   # Gelu is one operator from opset 20
-CACHE_FORMAT = 2     # bump when the exported (or quantised) graph changes for the same weights and config
+CACHE_FORMAT = 3     # bump when the exported (or quantised) graph changes for the same weights and config
 
 
 @torch.library.custom_op("mimtrack::self_attention", mutates_args=())
@@ -229,6 +231,146 @@ def cached_onnx(model, cfg, int8=False, cache_dir=None, refresh=False):
     if not int8_path.is_file():
         quantize_onnx_int8(path, int8_path)
     return int8_path
+
+
+# --- OpenVINO: static int8 calibrated on real crops (the float graphs run from the cached ONNX file) ---------------
+
+CALIBRATION_SAMPLES = 300   # tracking steps NNCF calibrates on (its default subset size)
+
+
+def find_groundtruth(folder):
+    """The ground-truth file of a folder of frames: GOT-10k / VOT ``groundtruth.txt`` beside the frames, or OTB /
+    LaSOT ``groundtruth_rect.txt`` / ``groundtruth.txt`` one level up (frames in ``img/``); None if there is none."""
+    for path in (os.path.join(folder, "groundtruth.txt"), os.path.join(folder, "groundtruth_rect.txt"),
+                 os.path.join(folder, "..", "groundtruth_rect.txt"), os.path.join(folder, "..", "groundtruth.txt")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def calibration_sequences(source):
+    """Every folder of frames under ``source`` (itself, a sequence's ``img/``, or the sequences of a dataset root;
+    links followed): sorted [(folder, sorted frame paths)]. UserError when there are none."""
+    if not os.path.isdir(source):
+        raise UserError(f"--calibration {source}: folder not found")
+    sequences = []
+    for folder, dirs, files in os.walk(source, followlinks=True):
+        dirs.sort()
+        frames = sorted(f for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+        if frames:
+            sequences.append((folder, [os.path.join(folder, f) for f in frames]))
+    if not sequences:
+        raise UserError(f"--calibration {source}: no .jpg/.png/.bmp frames in it or its subfolders")
+    return sorted(sequences)
+
+
+def calibration_key(source, samples=None):
+    """Hex digest naming a calibration set: its frames' paths relative to ``source``, sizes and modification
+    times, and the number of samples (a changed frame or ground truth calibrates again)."""
+    digest = hashlib.sha256(f"samples={samples or CALIBRATION_SAMPLES}".encode())
+    for folder, frames in calibration_sequences(source):
+        gt = find_groundtruth(folder)
+        for path in frames + ([gt] if gt else []):
+            stat = os.stat(path)
+            digest.update(f"{os.path.relpath(path, source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def calibration_inputs(model, cfg, source, samples=None):
+    """Up to ``samples`` inputs {template, search, window} of the ``track`` graph, cropped from the frames of
+    ``source`` exactly as :class:`mimtrack.tracker.inference.Tracker` crops them, spread evenly over its sequences
+    (None: :data:`CALIBRATION_SAMPLES`).
+
+    With ground truth the search region of frame i is cropped around the true box of frame i-1 (teacher forcing:
+    the crops a tracker that follows the object sees); without, around the float32 tracker's own previous box,
+    starting from a centred box.
+    """
+    from mimtrack.evaluation.textfiles import read_boxes
+    from mimtrack.images import read_image_rgb
+    from mimtrack.tracker.inference import Tracker
+
+    class Recorder:   # keeps the normalised inputs the tracker feeds its network
+        def __init__(self, network):
+            self.network, self.template, self.inputs = network, None, []
+
+        def set_template(self, template):
+            self.template = template.numpy().copy()
+            self.network.set_template(template)
+
+        def __call__(self, search, window):
+            self.inputs.append({"template": self.template, "search": search.numpy().copy(), "window": window.numpy()})
+            return self.network(search, window)
+
+    samples = samples or CALIBRATION_SAMPLES
+    sequences = calibration_sequences(source)
+    tracker = Tracker(model, cfg, "cpu")
+    recorder = tracker.network = Recorder(tracker.network)
+    per_sequence = -(-samples // len(sequences))
+    for folder, frames in sequences:
+        if len(frames) < 2:
+            continue
+        gt_path = find_groundtruth(folder)
+        gt = read_boxes(gt_path) if gt_path else None
+        first = read_image_rgb(frames[0])
+        height, width = first.shape[:2]
+        known = lambda i: gt is not None and i < len(gt) and np.all(np.isfinite(gt[i])) and min(gt[i][2:]) > 0
+        tracker.initialize(first, list(gt[0]) if known(0) else [width * 3 / 8, height * 3 / 8, width / 4, height / 4])
+        chosen = set(np.linspace(1, len(frames) - 1, min(per_sequence, len(frames) - 1)).round().astype(int))
+        teacher_forced = all(known(i - 1) for i in chosen)
+        for i in range(1, max(chosen) + 1):
+            if teacher_forced and i not in chosen:
+                continue
+            if teacher_forced:
+                tracker.state = [float(v) for v in gt[i - 1]]
+            count = len(recorder.inputs)
+            tracker.track(read_image_rgb(frames[i]))
+            if i not in chosen:
+                del recorder.inputs[count:]
+    return recorder.inputs[:samples]
+
+
+def quantize_openvino_int8(onnx_path, inputs, dst):
+    """NNCF post-training static int8 quantisation of the ``track`` graph at ``onnx_path`` for OpenVINO, calibrated
+    on ``inputs`` (:func:`calibration_inputs`): the matrix products (Linear layers, attention, convolutions) get
+    int8 weights and activations with per-tensor scales from the calibration set; the transformer preset keeps
+    softmax, layer norms and GELU in float. Written to ``dst`` (OpenVINO IR .xml + .bin) atomically."""
+    import nncf
+    import openvino as ov
+
+    from mimtrack.tracker.backends import read_openvino_model
+
+    model = read_openvino_model(onnx_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantized = nncf.quantize(model, nncf.Dataset(inputs), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(inputs))
+    dst = pathlib.Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".tmp-quant-") as tmp:
+        out = pathlib.Path(tmp) / dst.name
+        ov.save_model(quantized, out, compress_to_fp16=False)
+        os.replace(out.with_suffix(".bin"), dst.with_suffix(".bin"))
+        os.replace(out, dst)   # the .xml last: it names a complete model
+    return dst
+
+
+def cached_openvino_int8(model, cfg, calibration, cache_dir=None, refresh=False):
+    """Path of ``model``'s static int8 ``track`` graph (OpenVINO IR), calibrated on the frames of ``calibration``,
+    in the cache beside the ONNX graph it is quantised from; quantised on first use (a minute or so)."""
+    import nncf
+    import openvino
+
+    if not calibration:
+        raise UserError("--backend openvino-int8: pass --calibration FOLDER (real frames: a folder of frames, a "
+                        "sequence or a dataset root) to calibrate the int8 quantisation on")
+    onnx_path = cached_onnx(model, cfg, cache_dir=cache_dir, refresh=refresh)
+    key = hashlib.sha256(f"{onnx_path.name}:{calibration_key(calibration)}:{openvino.__version__}:"
+                         f"{nncf.__version__}".encode()).hexdigest()[:16]
+    path = onnx_path.with_name(f"{onnx_path.stem}-int8-openvino-{key}.xml")
+    if refresh:
+        path.unlink(missing_ok=True)
+    if not path.is_file():
+        quantize_openvino_int8(onnx_path, calibration_inputs(model, cfg, calibration), path)
+    return path
 
 
 def add_arguments(parser):

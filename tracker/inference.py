@@ -157,17 +157,21 @@ def resolve_device(name):
 
 
 def load_tracker(config=None, checkpoint=None, device=None, overrides=None, backend="torch", threads=None,
-                 precision="fp32", compile=False, cache_dir=None):
+                 precision="fp32", compile=False, cache_dir=None, calibration=None):
     """Build a :class:`Tracker` from a recipe (name or path) and a tracker checkpoint.
 
     Both None: the bundled demo tracker. A config without a checkpoint: untrained weights (a warning says so).
     ``device`` None uses the recipe's ``inference.device``; ``overrides`` are ``--set key=value`` strings.
     ``backend``: ``torch`` (the reference), ``torch-int8`` (dynamic int8 Linear layers), ``onnxruntime`` or
     ``onnxruntime-int8`` (the graph is exported on first use and cached in ``cache_dir``, see
-    :func:`mimtrack.tracker.export.cached_onnx`). ``threads``: intra-op threads (None: torch's default, ONNX Runtime
-    the physical cores). ``precision`` fp16/bf16 (autocast) and ``compile`` apply to the torch backend.
+    :func:`mimtrack.tracker.export.cached_onnx`), ``openvino`` (the same graph compiled by OpenVINO, compiled model cached
+    too) or ``openvino-int8`` (that graph with static int8 calibrated on the frames under ``calibration``:
+    :func:`mimtrack.tracker.export.cached_openvino_int8`). ``threads``: intra-op threads (None: torch's default, ONNX
+    Runtime and OpenVINO the physical cores). ``precision``: fp16/bf16 autocast on the torch backends, bf16
+    inference precision on the OpenVINO ones (for int8: of the layers left unquantised); ``compile``: torch only.
     """
-    from mimtrack.tracker.backends import OnnxNetwork, TorchNetwork, check_backend, quantize_torch_int8
+    from mimtrack.tracker.backends import (OnnxNetwork, OpenVinoNetwork, TorchNetwork, check_backend, check_precision,
+                                  quantize_torch_int8)
     from mimtrack.tracker.checkpoints import load_tracker_weights
     from mimtrack.tracker.model import build_model
 
@@ -182,8 +186,11 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
     check_backend(backend, device)
     if threads is not None and threads < 1:
         raise UserError(f"--threads {threads}: must be >= 1")
-    if (precision != "fp32" or compile) and not backend.startswith("torch"):
-        raise UserError(f"--backend {backend}: precision and compile options apply to the torch backend only")
+    check_precision(backend, precision)
+    if compile and not backend.startswith("torch"):
+        raise UserError(f"--backend {backend}: --compile applies to the torch backend only")
+    if calibration is not None and backend != "openvino-int8":
+        raise UserError(f"--calibration: applies to --backend openvino-int8 only (got {backend})")
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: file not found")
     model = build_model(cfg)
@@ -199,17 +206,28 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
     elif backend == "torch-int8":
         network = TorchNetwork(quantize_torch_int8(model), device, precision, compile)
     else:
-        from mimtrack.tracker.export import cached_onnx
+        from mimtrack.fileio import cache_dir as default_cache_dir
+        from mimtrack.tracker.export import cached_onnx, cached_openvino_int8
 
-        path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir)
+        if backend == "openvino-int8":
+            cached = lambda refresh: cached_openvino_int8(model, cfg, calibration, cache_dir, refresh)
+        else:
+            cached = lambda refresh: cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir,
+                                                 refresh=refresh)
+        if backend.startswith("openvino"):
+            compiled_cache = pathlib.Path(cache_dir) / "openvino-compiled" if cache_dir else \
+                default_cache_dir("onnx", "openvino-compiled")
+            open_network = lambda path: OpenVinoNetwork(path, threads, precision, compiled_cache)
+        else:
+            open_network = lambda path: OnnxNetwork(path, device, threads)
+        path = cached(False)
         try:
-            network = OnnxNetwork(path, device, threads)
+            network = open_network(path)
         except UserError:
             raise
         except Exception as exc:   # a damaged cached graph (a disk error, an edit): it would fail on every run
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            print(f"warning: {path}: the cached ONNX graph does not load ({reason}); deleted, exporting it again",
+            print(f"warning: {path}: the cached graph does not load ({reason}); deleted, exporting it again",
                   file=sys.stderr)
-            path = cached_onnx(model, cfg, int8=backend == "onnxruntime-int8", cache_dir=cache_dir, refresh=True)
-            network = OnnxNetwork(path, device, threads)
+            network = open_network(cached(True))
     return Tracker(model, cfg, device, network)

@@ -33,11 +33,9 @@ def add_arguments(parser):
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help="track only these sequences")
     parser.add_argument("--results", required=True, help="folder for the result files")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the recipe's inference.device)")
-    parser.add_argument("--backend", default="torch",
-                        choices=("torch", "onnxruntime", "onnxruntime-int8", "torch-int8"),
-                        help="network runtime (default torch, the reference; onnx* export the graph on first use)")
-    parser.add_argument("--threads", type=int, help="intra-op threads per process (default: the physical cores, "
-                        "split between --workers)")
+    from mimtrack.tracker.backends import add_arguments as add_backend_arguments
+
+    add_backend_arguments(parser, default_threads="the physical cores, split between --workers")
     parser.add_argument("--workers", type=int, default=1,
                         help="track N sequences at once in N processes (torch threads are split between them)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -191,7 +189,8 @@ def run(args):
     if not os.path.isdir(args.root):
         raise UserError(f"--root {args.root}: folder not found")
     tracker_args = dict(config=args.config, checkpoint=args.checkpoint, device=args.device,
-                        overrides=args.overrides, backend=args.backend, threads=args.threads)
+                        overrides=args.overrides, backend=args.backend, threads=args.threads,
+                        precision=args.precision, calibration=args.calibration)
     if args.config is None and args.checkpoint is None:
         from mimtrack.tracker.inference import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
         if not DEMO_WEIGHTS.is_file():

@@ -39,6 +39,12 @@ def test_bench_reports_both_numbers_and_the_machine(tmp_path, capsys):
         assert result[key]["p90_ms"] >= result[key]["median_ms"] > 0
     machine = result["machine"]
     assert machine["cpu"] and machine["physical_cores"] >= 1 and machine["torch"] == torch.__version__
+    floor = result["floor"]
+    assert floor["arithmetic"] == "fp32" and floor["flops"] > 0
+    if floor["gemm_gflops"]:
+        assert floor["floor_ms"] == pytest.approx(floor["flops"] / floor["gemm_gflops"] / 1e6, rel=1e-3)
+        assert floor["fraction"] == pytest.approx(floor["floor_ms"] / result["network"]["median_ms"], rel=1e-2)
+        assert "floor:" in printed and "GFLOP per step" in printed
 
 
 def test_bench_times_tracker_calls_on_frames_in_memory():
@@ -48,23 +54,56 @@ def test_bench_times_tracker_calls_on_frames_in_memory():
         device = torch.device("cpu")
         search_input = torch.zeros(1)
         window = torch.ones(1)
+        state = None
 
         def initialize(self, image, box):
-            calls.append(("init", image))
+            calls.append(("init", image, box))
+            self.search_input = torch.full((1,), -1.0)   # uninitialised until a frame is cropped
 
         def network(self, search, window):
-            calls.append(("net", None))
+            calls.append(("net", float(search[0]), None))
 
         def track(self, image):
-            calls.append(("track", image))
+            calls.append(("track", image, list(self.state)))
+            self.search_input = torch.full((1,), float(image[0, 0, 0]))   # "the crop of this frame"
+            self.state = [99, 99, 99, 99]   # the tracker's own box: the bench must not crop around it
 
     frames = [np.full((4, 4, 3), k, np.uint8) for k in range(4)]
-    network, end_to_end = bench.benchmark(CountingTracker(), frames, [0, 0, 2, 2], count=5, warmup=2)
+    boxes = [[k, k, 2, 2] for k in range(4)]
+    tracker = CountingTracker()
+    tracker.state = boxes[0]
+    network, end_to_end = bench.benchmark(tracker, frames, boxes, count=5, warmup=2)
     assert len(network) == 5 and len(end_to_end) == 5
-    assert sum(c[0] == "net" for c in calls) == 1 + 7   # the first untimed call, then warm-up + timed
-    tracked = [int(c[1][0, 0, 0]) for c in calls if c[0] == "track"]
-    assert tracked == [1, 2, 3, 1, 2, 3, 1]            # the clip loops, restarting from frame 0's template
-    assert [int(c[1][0, 0, 0]) for c in calls if c[0] == "init"] == [0, 0, 0, 0]
+    net = [c for c in calls if c[0] == "net"]
+    assert len(net) == 7 and {c[1] for c in net} == {1.0}   # warm-up + timed, all on frame 1's real crop
+    tracked = [(int(c[1][0, 0, 0]), c[2]) for c in calls if c[0] == "track"][1:]
+    assert [k for k, _ in tracked] == [1, 2, 3, 1, 2, 3, 1]   # the clip loops from frame 1
+    assert all(box == boxes[k - 1] for k, box in tracked)      # cropped around the previous frame's box
+    assert [int(c[1][0, 0, 0]) for c in calls if c[0] == "init"] == [0, 0]
+
+
+def test_frame_boxes_fill_missing_rows_and_step_flops_match_the_flop_counter():
+    nan = float("nan")
+    assert bench.frame_boxes([[1, 2, 3, 4], [nan] * 4, [5, 6, 0, 8]], 4) == [[1, 2, 3, 4]] * 4
+    assert bench.frame_boxes([[1, 2, 3, 4], [5, 6, 7, 8]], 2) == [[1, 2, 3, 4], [5, 6, 7, 8]]
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mimtrack.tracker.config import load_tracker_config
+    from mimtrack.tracker.export import example_inputs
+    from mimtrack.tracker.model import build_model
+
+    # The flop counter sees attention when it runs as explicit matrix products (the math kernel): an independent count.
+    cfg = load_tracker_config("vit_tiny_256_ce", [s for s in SMALL if s != "--set"])
+    model = build_model(cfg).eval()
+    template, search, window = example_inputs(cfg)
+    with torch.no_grad():
+        tokens = model.backbone.embed_template(template)   # cached once per sequence: not in the step
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model.locate(tokens, search, window)
+    assert bench.step_flops(model) == counter.get_total_flops()
+    assert bench.step_flops(build_model(load_tracker_config("vit_tiny_256_ce"))) == 3_646_601_984   # the issue's 3.647
 
 
 def test_bench_on_an_image_folder_and_bad_arguments(tmp_path, capsys):

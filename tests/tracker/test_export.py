@@ -14,6 +14,7 @@ from mimtrack.tracker import build_model, load_tracker, read_image_rgb
 from mimtrack.tracker.backends import OnnxNetwork
 from mimtrack.tracker.checkpoints import save_tracker_checkpoint
 from mimtrack.tracker.config import load_tracker_config
+from tests.isolation import in_own_process
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,110 @@ def test_export_cli_rejects_bad_arguments(checkpoint, tmp_path, capsys):
     assert main(["export", "--config", "vit_tiny_256_ce", "--checkpoint", str(tmp_path / "missing.pth"),
                  "--out", str(out)]) == 2
     assert not out.exists()
+
+
+# --- OpenVINO -----------------------------------------------------------------------------------------------------
+
+@in_own_process
+def test_openvino_matches_torch_over_crossing(shared_dir, checkpoint, cache_dir):
+    """The acceptance parity test of the openvino backend (fp32): the torch backend's peaks, and its score maps and
+    boxes within 1e-4, over a real sequence; bf16 runs the same graph in reduced precision (its boxes move)."""
+    pytest.importorskip("openvino")
+    folder = shared_dir / "data" / "otb" / "Crossing"
+    frames = sorted((folder / "img").glob("*.jpg"))
+    init = [float(v) for v in open(folder / "groundtruth_rect.txt").readline().replace(",", " ").split()]
+    trackers = [load_tracker("vit_tiny_256_ce", checkpoint, backend=b, cache_dir=cache_dir, threads=1, precision=p)
+                for b, p in (("torch", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"))]
+    compiled = trackers[1].network.compiled
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert str(compiled.get_property("PERFORMANCE_HINT")) in ("LATENCY", "PerformanceMode.LATENCY")
+    assert [str(t.network.compiled.get_property("INFERENCE_PRECISION_HINT")) for t in trackers[1:]] == \
+        ["<Type: 'float32'>", "<Type: 'bfloat16'>"]
+    for t in trackers:
+        t.network = Recorder(t.network)
+        t.initialize(read_image_rgb(frames[0]), init)
+    worst = {"score_map": 0.0, "box": 0.0}
+    bf16_moved = 0.0
+    for path in frames[1:]:
+        image = read_image_rgb(path)
+        reference, result, bf16 = (t.track(image) for t in trackers)
+        (score_t, box_t, peak_t), (score_v, box_v, peak_v) = (t.network.outputs for t in trackers[:2])
+        assert int(peak_t) == int(peak_v)
+        worst["score_map"] = max(worst["score_map"], float((score_t - score_v).abs().max()))
+        worst["box"] = max(worst["box"], float((box_t - box_v).abs().max()))
+        np.testing.assert_allclose(result["box"], reference["box"], atol=1e-3, rtol=0)
+        bf16_moved = max(bf16_moved, float(np.abs(np.subtract(bf16["box"], result["box"])).max()))
+        trackers[2].state = list(result["box"])   # teacher-forced: bf16 from the fp32 box, so it cannot drift away
+    assert len(frames) == 120 and max(worst.values()) <= 1e-4, worst
+    assert np.isfinite(bf16_moved) and bf16_moved > 0   # bf16 arithmetic is in use: the boxes move, a little
+
+
+@in_own_process
+def test_openvino_ranks_underflowed_attention_as_torch(cache_dir):
+    """A trained tracker's attention underflows to 0 (and to denormals, which OpenVINO flushes): candidate
+    elimination must keep the same tokens in every runtime. Scaled-up weights of a small tracker make that happen
+    here; the scores then tie, and ties go by index (ONNX TopK's rule)."""
+    pytest.importorskip("openvino")
+    from mimtrack.tracker.backends import OpenVinoNetwork
+
+    torch.manual_seed(0)
+    cfg = load_tracker_config("vit_tiny_256_ce", ["model.backbone.depth=3", "model.ce.locations=[1]",
+                                                  "model.ce.keep_ratio=[0.5]", "model.head.channels=32"])
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for block in model.backbone.blocks:
+            block.attn.qkv.weight[:2 * block.attn.qkv.in_features].mul_(40.0)   # q, k: logits 1600x, softmax underflows
+    template, search, window = export.example_inputs(cfg, seed=3)
+    with torch.inference_mode():
+        attn = model.backbone.blocks[1].forward_attention(
+            model.backbone.blocks[0](torch.cat([model.backbone.embed_template(template),
+                                                model.backbone.patch_embed(search) + model.backbone.pos_embed_x],
+                                               1)), return_attention=True)[1]
+        expected = export.GRAPH_MODULES["track"](model)(template, search, window)
+    score = attn[:, :, :64, 64:][:, :, model.backbone.ce_template_index].mean(2).mean(1)
+    assert int((score < torch.finfo(torch.float32).tiny).sum()) > 128   # the case: the kept half ends among zeros
+    network = OpenVinoNetwork(export.cached_onnx(model, cfg, cache_dir=cache_dir), threads=1)
+    network.set_template(template)
+    got = network(search, window)
+    assert int(got[2]) == int(expected[2])
+    assert max(float((g - e).abs().max()) for g, e in zip(got[:2], expected[:2])) <= 1e-4
+
+
+@in_own_process
+def test_openvino_int8_calibrates_on_real_frames_and_is_cached(shared_dir, checkpoint, cache_dir, monkeypatch):
+    pytest.importorskip("nncf")
+    crossing = shared_dir / "data" / "otb" / "Crossing"
+    cfg = load_tracker_config("vit_tiny_256_ce")
+    model = load_tracker("vit_tiny_256_ce", checkpoint).model
+    inputs = export.calibration_inputs(model, cfg, crossing, samples=8)
+    assert len(inputs) == 8 and [sorted(i) for i in inputs[:1]] == [["search", "template", "window"]]
+    assert inputs[0]["search"].shape == (1, 3, 256, 256) and np.abs(inputs[0]["search"]).max() < 3   # normalised
+    assert len({i["search"].tobytes() for i in inputs}) == 8   # 8 different frames' crops
+
+    monkeypatch.setattr(export, "CALIBRATION_SAMPLES", 8)
+    t = load_tracker("vit_tiny_256_ce", checkpoint, backend="openvino-int8", calibration=str(crossing),
+                     cache_dir=cache_dir, threads=1)
+    xml = [p for p in os.listdir(cache_dir) if p.endswith(".xml") and "-int8-openvino-" in p]
+    assert len(xml) == 1 and not [p for p in os.listdir(cache_dir) if p.startswith(".tmp")]
+    ops = {op.get_type_name() for op in t.network.compiled.get_runtime_model().get_ordered_ops()}
+    assert "FakeQuantize" in ops or any("int8" in str(op.get_output_element_type(0)) or "u8" in
+                                        str(op.get_output_element_type(0))
+                                        for op in t.network.compiled.get_runtime_model().get_ordered_ops())
+    t.initialize(read_image_rgb(sorted((crossing / "img").glob("*.jpg"))[0]), [205, 151, 17, 50])
+    box = t.track(read_image_rgb(sorted((crossing / "img").glob("*.jpg"))[1]))["box"]
+    assert np.all(np.isfinite(box))
+
+    def no_quantisation(*args, **kwargs):
+        raise AssertionError("quantised again although the cache holds the model")
+
+    monkeypatch.setattr(export, "quantize_openvino_int8", no_quantisation)
+    load_tracker("vit_tiny_256_ce", checkpoint, backend="openvino-int8", calibration=str(crossing),
+                 cache_dir=cache_dir, threads=1)
+    with pytest.raises(UserError, match="--calibration"):
+        load_tracker("vit_tiny_256_ce", checkpoint, backend="openvino-int8", cache_dir=cache_dir)
+    with pytest.raises(UserError, match="--calibration"):
+        load_tracker("vit_tiny_256_ce", checkpoint, backend="openvino", calibration=str(crossing))
+    with pytest.raises(UserError, match="--precision 'fp16' with --backend openvino"):
+        load_tracker("vit_tiny_256_ce", checkpoint, backend="openvino", precision="fp16")
+    with pytest.raises(UserError, match="--precision 'bf16' with --backend onnxruntime"):
+        load_tracker("vit_tiny_256_ce", checkpoint, backend="onnxruntime", precision="bf16")

@@ -169,8 +169,10 @@ def test_load_tracker_rejects_bad_backend_and_threads():
         load_tracker("vit_tiny_256_ce", backend="tensorrt")
     with pytest.raises(UserError, match="--threads 0"):
         load_tracker("vit_tiny_256_ce", threads=0)
-    with pytest.raises(UserError, match="torch backend only"):
+    with pytest.raises(UserError, match="--precision 'fp16' with --backend onnxruntime: expected one of fp32"):
         load_tracker("vit_tiny_256_ce", backend="onnxruntime", precision="fp16")
+    with pytest.raises(UserError, match="--compile applies to the torch backend only"):
+        load_tracker("vit_tiny_256_ce", backend="onnxruntime", compile=True)
 
 
 def test_physical_cores_counts_cores_not_more_than_usable_cpus():

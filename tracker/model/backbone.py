@@ -36,7 +36,15 @@ def eliminate_candidates(tokens, attn, len_z, keep, index_x, template_index=None
     if template_index is not None:
         attn_zx = attn_zx[:, :, template_index]
     score = attn_zx.mean(dim=2).mean(dim=1)  # (B, Ls): mean over template queries, then heads
-    order = torch.argsort(score, dim=1, descending=True)
+    # A trained tracker's softmax underflows: scores below float32's smallest normal number count as 0, so a runtime
+    # that flushes denormals (OpenVINO) ranks them as one that keeps them (torch, ONNX Runtime): ties, kept by index.
+    score = score.masked_fill(score < torch.finfo(torch.float32).tiny, 0.0)
+    # Ties lower index first, as ONNX TopK defines them (an unstable sort would keep other tokens than the exported
+    # graph among the zeros); the export writes TopK, which has that rule (a stable sort does not export).
+    if torch.compiler.is_exporting():
+        order = torch.argsort(score, dim=1, descending=True)
+    else:
+        order = torch.sort(score, dim=1, descending=True, stable=True).indices
     keep_idx, drop_idx = order[:, :keep], order[:, keep:]
     tokens_z, tokens_x = tokens[:, :len_z], tokens[:, len_z:]
     tokens_x = tokens_x.gather(1, keep_idx.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
