@@ -47,7 +47,7 @@ def row_name(backend, precision):
 
 
 def tracker_args(model, backend, precision, calibration, threads):
-    from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+    from mimtrack.tracker.checkpoints import DEMO_RECIPE, DEMO_WEIGHTS
 
     config, checkpoint = (DEMO_RECIPE, str(DEMO_WEIGHTS)) if model == "bundled" else model
     return dict(config=config, checkpoint=checkpoint, backend=backend, precision=precision, threads=threads,
@@ -116,7 +116,7 @@ def results_folder(args):
     import openvino
     import torch
 
-    from mimtrack.tracker.inference import DEMO_WEIGHTS
+    from mimtrack.tracker.checkpoints import DEMO_WEIGHTS
 
     digest = hashlib.sha256(DEMO_WEIGHTS.read_bytes())
     digest.update(f"{torch.__version__}:{onnxruntime.__version__}:{openvino.__version__}:{nncf.__version__}:"

@@ -534,7 +534,7 @@ def test_a_corrupt_cached_onnx_graph_is_exported_again(tmp_path, capsys):
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, capsys):
     import torch
 
-    from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+    from mimtrack.tracker.checkpoints import DEMO_RECIPE, DEMO_WEIGHTS
 
     state = torch.load(DEMO_WEIGHTS, weights_only=True)
     state["net"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v

@@ -1,4 +1,4 @@
-"""Networks a :class:`mimtrack.tracker.inference.Tracker` can run: PyTorch (the reference), ONNX Runtime or OpenVINO.
+"""Networks a :class:`mimtrack.tracker.tracking.Tracker` can run: PyTorch (the reference), ONNX Runtime or OpenVINO.
 
 A network is given the normalised template once (``set_template``) and then maps each normalised search image
 and the score-map window (1, 1, fs, fs) to ``(score_map (1, 1, fs, fs), box (1, 4), peak (1,))`` on the
@@ -65,7 +65,7 @@ def check_precision(backend, precision):
 
 def add_arguments(parser, default_threads="the physical cores"):
     """``--backend``, ``--precision``, ``--threads`` and ``--calibration``: the network runtime options of
-    ``track``, ``demo`` and ``bench`` (:func:`mimtrack.tracker.inference.load_tracker`'s arguments)."""
+    ``track``, ``demo``, ``bench`` and ``vot-server`` (:func:`mimtrack.tracker.inference.load_tracker`'s arguments)."""
     parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="network runtime (default torch, the reference; onnx* and openvino* export the "
                         "tracking-step graph on first use and cache it; *-int8 quantise it)")

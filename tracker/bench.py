@@ -250,7 +250,7 @@ def run(args):
     threads = args.threads if args.threads is not None else physical_cores()
     config, checkpoint = args.config or DEFAULT_CONFIG, args.checkpoint
     if args.bundled:
-        from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+        from mimtrack.tracker.checkpoints import DEMO_RECIPE, DEMO_WEIGHTS
 
         if args.config or args.checkpoint:
             raise UserError("--bundled: times the bundled tracker; leave out --config and --checkpoint")

@@ -4,12 +4,19 @@ Files written here load in OSTrack's code (``ckpt['net']``) and OSTrack / MAE-Li
 """
 
 import os
+import pathlib
 import re
+import sys
 
 import torch
 
 from mimtrack.checkpoints import extract_state_dict, load_checkpoint, save_checkpoint, shape_mismatch_message
 from mimtrack.errors import UserError
+
+# The bundled demo tracker: package weights and the recipe they were trained with.
+DEMO_WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "demo.pth"
+DEMO_RECIPE = "photos_cpu"   # experiments/tracking/photos_cpu.yaml: the recipe demo.pth was trained with
+NO_DEMO_WEIGHTS = "no bundled demo weights in this version: pass --config C --checkpoint W"
 
 VIT_NAMES = {192: "ViT-Tiny", 384: "ViT-Small", 768: "ViT-Base"}
 
@@ -92,3 +99,33 @@ def load_tracker_weights(model, path):
     check_finite(state, path)
     getattr(model, "module", model).load_state_dict(state, strict=True)
     return {k: v for k, v in ckpt.items() if k != fmt} if fmt != "plain" else {}
+
+
+def resolve_network(config=None, checkpoint=None, overrides=None):
+    """(recipe, checkpoint, cfg) for a tracker: both None means the bundled tracker; a checkpoint needs its recipe.
+
+    Checks everything a network load needs before any weight is read (a missing file is a one-line error)."""
+    from mimtrack.tracker.config import load_tracker_config
+
+    if config is None and checkpoint is None:
+        if not DEMO_WEIGHTS.is_file():
+            raise UserError(NO_DEMO_WEIGHTS)
+        config, checkpoint = DEMO_RECIPE, DEMO_WEIGHTS
+    if config is None:
+        raise UserError(f"--checkpoint {checkpoint}: also pass --config, the recipe the checkpoint was trained with")
+    cfg = load_tracker_config(config, overrides)
+    if checkpoint is not None and not os.path.isfile(checkpoint):
+        raise UserError(f"--checkpoint {checkpoint}: file not found")
+    return config, checkpoint, cfg
+
+
+def load_network(cfg, checkpoint):
+    """The tracker network of ``cfg`` with ``checkpoint``'s weights (None: untrained, with a warning), in eval mode."""
+    from mimtrack.tracker.model import build_model
+
+    model = build_model(cfg)
+    if checkpoint is None:
+        print(f"warning: no checkpoint given: tracking with the untrained weights of {cfg.name}", file=sys.stderr)
+    else:
+        load_tracker_weights(model, checkpoint)
+    return model.eval()

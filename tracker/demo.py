@@ -169,7 +169,8 @@ def draw(frame_rgb, box, score=None):
 
 
 def run(args):
-    from mimtrack.tracker.inference import DEMO_WEIGHTS, load_tracker
+    from mimtrack.tracker.checkpoints import DEMO_WEIGHTS
+    from mimtrack.tracker.inference import load_tracker
 
     init = parse_init(args.init) if args.init is not None else None
     for option, path in (("--output", args.output), ("--boxes", args.boxes)):

@@ -13,7 +13,7 @@ static), inputs ``template`` (1, 3, Hz, Wz) and ``search`` (1, 3, Hx, Wx), Image
 Attention outside the candidate-elimination blocks is exported as one ONNX Runtime ``com.microsoft.Attention``
 node per block (QKV projection, softmax attention, heads merged: no transposes between them); the elimination
 blocks keep explicit ops, since they need the attention probabilities. Cropping and mapping back stay outside
-(see :class:`mimtrack.tracker.inference.Tracker`).
+(see :class:`mimtrack.tracker.tracking.Tracker`).
 
     mimtrack export --config vit_tiny_256_ce --checkpoint tracker.pth --out tracker.onnx [--graph maps] [--int8]
 """
@@ -278,7 +278,7 @@ def calibration_key(source, samples=None):
 
 def calibration_inputs(model, cfg, source, samples=None):
     """Up to ``samples`` inputs {template, search, window} of the ``track`` graph, cropped from the frames of
-    ``source`` exactly as :class:`mimtrack.tracker.inference.Tracker` crops them, spread evenly over its sequences
+    ``source`` exactly as :class:`mimtrack.tracker.tracking.Tracker` crops them, spread evenly over its sequences
     (None: :data:`CALIBRATION_SAMPLES`).
 
     With ground truth the search region of frame i is cropped around the true box of frame i-1 (teacher forcing:
@@ -287,7 +287,7 @@ def calibration_inputs(model, cfg, source, samples=None):
     """
     from mimtrack.evaluation.textfiles import read_boxes
     from mimtrack.images import read_image_rgb
-    from mimtrack.tracker.inference import Tracker
+    from mimtrack.tracker.tracking import Tracker
 
     class Recorder:   # keeps the normalised inputs the tracker feeds its network
         def __init__(self, network):
@@ -388,14 +388,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    from mimtrack.tracker.inference import load_tracker
+    from mimtrack.tracker.checkpoints import load_network, resolve_network
 
     if args.config is not None and args.checkpoint is None:
         raise UserError("--checkpoint is required with --config (an export of untrained weights is of no use)")
     if not args.out.endswith(".onnx"):
         raise UserError(f"--out {args.out}: expected a .onnx file name")
-    tracker = load_tracker(args.config, args.checkpoint, device="cpu", overrides=args.overrides)
-    model, cfg = tracker.model, tracker.cfg
+    _, checkpoint, cfg = resolve_network(args.config, args.checkpoint, args.overrides)
+    model = load_network(cfg, checkpoint)
     if not args.int8:
         export_onnx(model, cfg, args.out, args.opset, args.graph)
     else:

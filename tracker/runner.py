@@ -192,7 +192,7 @@ def run(args):
                         overrides=args.overrides, backend=args.backend, threads=args.threads,
                         precision=args.precision, calibration=args.calibration)
     if args.config is None and args.checkpoint is None:
-        from mimtrack.tracker.inference import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
+        from mimtrack.tracker.checkpoints import DEMO_WEIGHTS, NO_DEMO_WEIGHTS
         if not DEMO_WEIGHTS.is_file():
             raise UserError(NO_DEMO_WEIGHTS)
 

@@ -1,6 +1,6 @@
 """``mimtrack vot-server``: a TraX server, so that vot-toolkit runs a mimtrack tracker itself (``vot evaluate``).
 
-    mimtrack vot-server --config vit_tiny_256_ce --checkpoint W.pth [--device cuda] [--backend onnxruntime]
+    mimtrack vot-server --config vit_tiny_256_ce --checkpoint W.pth [--device cuda] [--backend openvino]
 
 Speaks TraX through the ``vot-trax`` package (``pip install "mimtrack[vot]"``) on stdin/stdout, or on the socket
 the toolkit names in ``TRAX_SOCKET``: rectangles (the client converts polygons and masks to their bounding box)
@@ -23,10 +23,9 @@ def add_arguments(parser):
                         "(with --checkpoint; both absent: the bundled demo tracker)")
     parser.add_argument("--checkpoint", help="tracker checkpoint (.pth)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the recipe's inference.device)")
-    parser.add_argument("--backend", default="torch",
-                        choices=("torch", "onnxruntime", "onnxruntime-int8", "torch-int8"),
-                        help="network runtime (default torch)")
-    parser.add_argument("--threads", type=int, help="intra-op threads (default: the physical cores)")
+    from mimtrack.tracker.backends import add_arguments as add_backend_arguments
+
+    add_backend_arguments(parser)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value (repeatable)")
     parser.add_argument("--log", metavar="FILE", help="write libtrax's protocol log to this file")
@@ -64,7 +63,8 @@ def run(args):
     # The TraX channel may be this process's stdout: keep Python's own output off it.
     sys.stdout = sys.stderr
     tracker = load_tracker(config=args.config, checkpoint=args.checkpoint, device=args.device,
-                           overrides=args.overrides, backend=args.backend, threads=args.threads)
+                           overrides=args.overrides, backend=args.backend, threads=args.threads,
+                           precision=args.precision, calibration=args.calibration)
     try:
         serve(tracker, read_image_rgb, log=args.log or False)
     except trax.TraxException as exc:

@@ -121,7 +121,7 @@ def test_bench_on_an_image_folder_and_bad_arguments(tmp_path, capsys):
 
 
 def test_bench_bundled_times_the_bundled_recipe_and_weights(tmp_path, capsys):
-    from mimtrack.tracker.inference import DEMO_RECIPE, DEMO_WEIGHTS
+    from mimtrack.tracker.checkpoints import DEMO_RECIPE, DEMO_WEIGHTS
 
     out = tmp_path / "bench.json"
     assert main(["bench", "--bundled", "--frames", "2", "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0

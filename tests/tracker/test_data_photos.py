@@ -174,3 +174,22 @@ def test_collect_photos(tmp_path, capsys):
     image = cv2.imread(str(tmp_path / "skimage-astronaut.jpg"))
     assert max(image.shape[:2]) == 256
     assert len(PhotoBank(tmp_path)) == len(names)
+
+
+def test_collect_photos_reads_one_plasma_wallpaper_per_folder_at_its_largest_size(tmp_path, monkeypatch):
+    import mimtrack.tracker.data.photos as photos
+
+    wallpapers = tmp_path / "wallpapers"
+    rng = np.random.default_rng(0)
+    for name, sizes in (("Path", ((120, 160), (300, 400))), ("Kite", ((90, 120),))):
+        folder = wallpapers / name / "contents" / "images"
+        folder.mkdir(parents=True)
+        for h, w in sizes:
+            cv2.imwrite(str(folder / f"{w}x{h}.jpg"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    monkeypatch.setattr(photos, "PLASMA_WALLPAPERS", str(wallpapers))
+    monkeypatch.setattr(photos, "PLASMA_PHOTOS", ("Path", "Kite", "Absent"))
+    monkeypatch.setattr(photos, "SYSTEM_PHOTO_GLOBS", ())
+    out = tmp_path / "out"
+    names = photos.collect_photos(out, max_side=1024)
+    assert [n for n in names if n.startswith("debian-")] == ["debian-plasma-Path", "debian-plasma-Kite"]
+    assert cv2.imread(str(out / "debian-plasma-Path.jpg")).shape[:2] == (300, 400)

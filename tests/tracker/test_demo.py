@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-import mimtrack.tracker.inference as inference
+import mimtrack.tracker.checkpoints as tracker_checkpoints
 from mimtrack.cli import main
 from mimtrack.tracker import build_model
 from mimtrack.tracker.checkpoints import save_tracker_checkpoint
@@ -17,7 +17,7 @@ CONFIG = "vit_tiny_256_ce"
 
 @pytest.fixture
 def no_demo_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEMO_WEIGHTS", tmp_path / "absent.pth")
+    monkeypatch.setattr(tracker_checkpoints, "DEMO_WEIGHTS", tmp_path / "absent.pth")
 
 
 def count_video_frames(path):

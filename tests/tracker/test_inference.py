@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-import mimtrack.tracker.inference as inference
+import mimtrack.tracker.checkpoints as tracker_checkpoints
 from mimtrack.errors import UserError
 from mimtrack.tracker import Tracker, build_model, load_tracker, read_image_rgb
 from mimtrack.tracker.checkpoints import save_tracker_checkpoint
@@ -192,7 +192,7 @@ def test_load_tracker_checkpoint_round_trip(tmp_path, cfg, image, capsys):
 
 
 def test_load_tracker_errors(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEMO_WEIGHTS", tmp_path / "absent.pth")
+    monkeypatch.setattr(tracker_checkpoints, "DEMO_WEIGHTS", tmp_path / "absent.pth")
     with pytest.raises(UserError, match="no bundled demo weights"):
         load_tracker()
     with pytest.raises(UserError, match="unknown config"):

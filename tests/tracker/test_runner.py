@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-import mimtrack.tracker.inference as inference
+import mimtrack.tracker.checkpoints as tracker_checkpoints
 from mimtrack.cli import main
 from tests.fabricate import make_got10k, make_otb
 from mimtrack.tracker import load_tracker, read_image_rgb
@@ -110,7 +110,7 @@ def test_bad_input_one_line_exit_2(otb_root, checkpoint, tmp_path, capsys, monke
     truncated.write_bytes(checkpoint.read_bytes()[:5000])
     results = tmp_path / "res"
     common = ["--dataset", "otb", "--root", str(otb_root), "--results", str(results)]
-    monkeypatch.setattr(inference, "DEMO_WEIGHTS", tmp_path / "absent.pth")
+    monkeypatch.setattr(tracker_checkpoints, "DEMO_WEIGHTS", tmp_path / "absent.pth")
     cases = {
         "folder not found": ["--config", CONFIG, "--dataset", "otb", "--root", str(tmp_path / "nope"),
                              "--results", str(results)],

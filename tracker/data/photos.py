@@ -17,7 +17,8 @@ Three pieces, all seeded:
 
 ``mimtrack collect-photos --out DIR`` fills a folder with the real photographs that installable packages ship
 (scikit-image's and scikit-learn's sample images, matplotlib's sample photo, the photographic wallpapers of Debian's
-``mate-backgrounds`` / ``lomiri-wallpapers-20.04`` packages when installed).
+``mate-backgrounds``, ``lomiri-wallpapers-20.04`` / ``-16.04`` and ``plasma-workspace-wallpapers`` packages when
+installed).
 """
 
 import functools
@@ -514,9 +515,19 @@ class PhotoPairSource(Source):
 # ---------------------------------------------------------------- collect-photos
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "camera", "coins", "moon", "grass", "gravel", "brick", "page", "text", "clock")
-# Photographs among Debian's wallpaper packages (mate-backgrounds' nature set; two of lomiri-wallpapers-20.04).
+# Photographs among Debian's wallpaper packages (the rest of each package is drawn or rendered art, which is left
+# out): mate-backgrounds' nature set, two of lomiri-wallpapers-20.04, twelve of lomiri-wallpapers-16.04.
 SYSTEM_PHOTO_GLOBS = ("/usr/share/backgrounds/mate/nature/*.jpg", "/usr/share/backgrounds/Infinite-Sea_by_Aury88.jpg",
-                      "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg")
+                      "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg") + tuple(
+    f"/usr/share/backgrounds/{name}.jpg" for name in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+        "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+        "friends_by_Aitzol_Berasategi", "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+        "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"))
+# plasma-workspace-wallpapers: one folder per wallpaper, each image in several resolutions (the largest is read).
+PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+                 "Kite", "OneStandsOut", "Path", "Volna", "summer_1am")
+PLASMA_WALLPAPERS = "/usr/share/wallpapers"
 
 
 def _sample_photos():
@@ -548,11 +559,16 @@ def _sample_photos():
         pass
     import glob
 
-    for pattern in SYSTEM_PHOTO_GLOBS:
-        for path in sorted(glob.glob(pattern)):
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is not None:
-                yield "debian-" + os.path.splitext(os.path.basename(path))[0], cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    found = [("debian-" + os.path.splitext(os.path.basename(path))[0], path)
+             for pattern in SYSTEM_PHOTO_GLOBS for path in sorted(glob.glob(pattern))]
+    for name in PLASMA_PHOTOS:
+        sizes = glob.glob(os.path.join(PLASMA_WALLPAPERS, name, "contents", "images", "*.jpg"))
+        if sizes:
+            found.append((f"debian-plasma-{name}", max(sizes, key=os.path.getsize)))
+    for name, path in found:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is not None:
+            yield name, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def collect_photos(out, max_side=MAX_SIDE):
@@ -578,7 +594,7 @@ def collect_photos(out, max_side=MAX_SIDE):
         names.append(name)
     if not names:
         raise UserError("no sample photos found: install the photo extra (pip install 'mimtrack[photos]') or "
-                        "Debian's mate-backgrounds")
+                        "Debian's mate-backgrounds / plasma-workspace-wallpapers")
     return names
 
 
