@@ -102,7 +102,7 @@ def load_tracker_weights(model, path):
 
 
 def resolve_network(config=None, checkpoint=None, overrides=None):
-    """(recipe, checkpoint, cfg) for a tracker: both None means the bundled tracker; a checkpoint needs its recipe.
+    """(cfg, checkpoint) for a tracker: both None means the bundled tracker; a checkpoint needs its recipe.
 
     Checks everything a network load needs before any weight is read (a missing file is a one-line error)."""
     from mimtrack.tracker.config import load_tracker_config
@@ -116,7 +116,7 @@ def resolve_network(config=None, checkpoint=None, overrides=None):
     cfg = load_tracker_config(config, overrides)
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: file not found")
-    return config, checkpoint, cfg
+    return cfg, checkpoint
 
 
 def load_network(cfg, checkpoint):

@@ -394,7 +394,7 @@ def run(args):
         raise UserError("--checkpoint is required with --config (an export of untrained weights is of no use)")
     if not args.out.endswith(".onnx"):
         raise UserError(f"--out {args.out}: expected a .onnx file name")
-    _, checkpoint, cfg = resolve_network(args.config, args.checkpoint, args.overrides)
+    cfg, checkpoint = resolve_network(args.config, args.checkpoint, args.overrides)
     model = load_network(cfg, checkpoint)
     if not args.int8:
         export_onnx(model, cfg, args.out, args.opset, args.graph)

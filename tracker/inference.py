@@ -46,7 +46,7 @@ def load_tracker(config=None, checkpoint=None, device=None, overrides=None, back
                                            quantize_torch_int8)
     from mimtrack.tracker.checkpoints import load_network, resolve_network
 
-    config, checkpoint, cfg = resolve_network(config, checkpoint, overrides)
+    cfg, checkpoint = resolve_network(config, checkpoint, overrides)
     device = resolve_device(device or cfg.inference.device)
     check_backend(backend, device)
     if threads is not None and threads < 1:
