@@ -15,7 +15,7 @@ def _auc(boxes, gt):
 
 def test_bundled_tracker_follows_the_real_bag(shared_dir, one_torch_thread):
     """The bag blown over grass (VOT's bag): holding the first box scores 0.07 AUC, the `smoke_cpu` tracker
-    (synthetic textures only) 0.27, the current one 0.64."""
+    (synthetic textures only) 0.27, the current one about 0.7."""
     seq = load_dataset("otb", shared_dir / "data" / "real", sequences=["bag"])[0]
     tracker = load_tracker()
     tracker.initialize(read_image_rgb(seq.frames[0]), seq.ground_truth[0])
