@@ -19,21 +19,26 @@ import math
 import numpy as np
 
 
-def size_ratios(tracker, sequence, stride):
-    """log(predicted / true size) for the teacher-forced frames of ``sequence``."""
+def size_ratios(trackers, sequence, stride):
+    """log(predicted / true size) of each tracker for the teacher-forced frames of ``sequence`` (each frame read
+    once for all trackers)."""
     from mimtrack.images import read_image_rgb
 
     gt, frames = sequence.ground_truth, sequence.frames
-    tracker.initialize(read_image_rgb(frames[0]), gt[0].tolist())
-    logs = []
+    first = read_image_rgb(frames[0])
+    for tracker in trackers:
+        tracker.initialize(first, gt[0].tolist())
+    logs = [[] for _ in trackers]
     for i in range(1, len(gt), stride):
         previous, true = gt[i - 1], gt[i]
         if not (np.isfinite(previous).all() and np.isfinite(true).all() and previous[2:].min() > 0
                 and true[2:].min() > 0):
             continue
-        tracker.state = previous.tolist()
-        w, h = tracker.track(read_image_rgb(frames[i]))["box"][2:]
-        logs.append(0.5 * math.log(w * h / (true[2] * true[3])))
+        image = read_image_rgb(frames[i])
+        for tracker, out in zip(trackers, logs):
+            tracker.state = previous.tolist()
+            w, h = tracker.track(image)["box"][2:]
+            out.append(0.5 * math.log(w * h / (true[2] * true[3])))
     return logs
 
 
@@ -53,11 +58,13 @@ def main():
     from mimtrack.tracker.inference import load_tracker
 
     sequences = list(load_dataset(args.dataset, args.root, args.split))
+    trackers = [load_tracker(args.config, args.checkpoint, threads=args.threads,
+                             overrides=[f"inference.search_factor={factor}", "inference.size_update=1.0"])
+                for factor in args.factors]
+    by_sequence = {seq.name: size_ratios(trackers, seq, args.stride) for seq in sequences}
     medians = []
-    for factor in args.factors:
-        tracker = load_tracker(args.config, args.checkpoint, threads=args.threads,
-                               overrides=[f"inference.search_factor={factor}", "inference.size_update=1.0"])
-        per_sequence = {seq.name: size_ratios(tracker, seq, args.stride) for seq in sequences}
+    for k, factor in enumerate(args.factors):
+        per_sequence = {name: logs[k] for name, logs in by_sequence.items()}
         every = [v for logs in per_sequence.values() for v in logs]
         medians.append(float(np.median(every)))
         print(f"search factor {factor}: predicted / true size, median {math.exp(medians[-1]):.3f} over "
