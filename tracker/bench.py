@@ -12,9 +12,9 @@ Frames are the generated demo clip (looped), or the images of ``--images`` decod
 Speed does not depend on the weights, so without ``--checkpoint`` the recipe's untrained weights are used.
 
 The floor: the step's multiply-add FLOPs counted from the layer shapes (:func:`step_flops`) over the best rate of
-a large matrix product in the arithmetic the backend runs (float32, bf16, or int8 for the int8 backends; torch's
-BLAS / oneDNN on the same threads, :func:`gemm_rate`): no network call can be faster; the fraction printed is
-floor / measured network median.
+a large matrix product in the arithmetic the backend runs (float32, bf16, or int8 for the int8 backends; the
+fastest of torch's, numpy's and OpenVINO's kernels on the same threads, :func:`gemm_rate`): no network call can
+be faster; the fraction printed is floor / measured network median.
 """
 
 import json
@@ -190,33 +190,107 @@ def step_flops(model):
     return flops
 
 
-def gemm_rate(precision="fp32", threads=None, size=2048, repeats=10):
-    """Best FLOP/s (int8: OP/s) of a size^3 matrix product in ``precision`` (fp32, bf16, fp16 or int8) on
-    ``threads`` torch threads: the best case for any runtime's matrix products in that arithmetic. None if torch
-    has no CPU kernel for it."""
+def _torch_product(precision, size):
+    import torch
+
+    if precision == "int8":
+        a = torch.randint(-128, 128, (size, size), dtype=torch.int8)
+        return lambda: torch._int_mm(a, a)
+    a = torch.randn(size, size).to({"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision])
+    return lambda: a @ a
+
+
+def _numpy_product(precision, size):
+    if precision != "fp32":
+        return None
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    return lambda: a @ a
+
+
+def _openvino_product(precision, size, threads):
+    if precision not in ("fp32", "bf16"):   # int8 needs a quantised graph; torch's kernel stands in for it
+        return None
+    try:
+        import openvino as ov
+        from openvino import opset13 as ops
+    except ImportError:
+        return None
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    x = ops.parameter([size, size], ov.Type.f32)
+    model = ov.Model([ops.matmul(x, ops.constant(a), False, False)], [x])
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
+        "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda: request.infer({0: a})
+
+
+def gemm_kernels(precision, threads, size):
+    """{name: zero-argument size^3 matrix product} for each library here with a CPU kernel in ``precision``.
+    Several, because none is the fastest everywhere: torch's float32 BLAS (MKL) takes a slow path on AMD CPUs,
+    where numpy's OpenBLAS or OpenVINO's oneDNN run the same product up to 2x faster."""
+    kernels = {"torch": lambda: _torch_product(precision, size),
+               "numpy": lambda: _numpy_product(precision, size),
+               "openvino": lambda: _openvino_product(precision, size, threads)}
+    built = {}
+    for name, make in kernels.items():
+        try:
+            product = make()
+        except (RuntimeError, AttributeError, NotImplementedError, KeyError):
+            product = None
+        if product is not None:
+            built[name] = product
+    return built
+
+
+def _best_seconds(product, repeats):
+    product()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def gemm_rates(precision="fp32", threads=None, size=2048, repeats=10):
+    """{kernel: FLOP/s (int8: OP/s)} of the best of ``repeats`` size^3 matrix products in ``precision`` (fp32,
+    bf16, fp16 or int8) on ``threads`` threads, for each kernel of :func:`gemm_kernels` (numpy's only when its BLAS
+    threads can be set, through threadpoolctl, or already match)."""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads or previous)
+    threads = threads or previous
+    torch.set_num_threads(threads)
     try:
-        if precision == "int8":
-            a = torch.randint(-128, 128, (size, size), dtype=torch.int8)
-            product = lambda: torch._int_mm(a, a)
-        else:
-            a = torch.randn(size, size).to({"fp32": torch.float32, "bf16": torch.bfloat16,
-                                            "fp16": torch.float16}[precision])
-            product = lambda: a @ a
-        product()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            product()
-            best = min(best, time.perf_counter() - start)
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return None
+        try:
+            from threadpoolctl import threadpool_limits
+            blas_threads = threadpool_limits(limits=threads, user_api="blas")
+        except ImportError:
+            blas_threads = None
+        rates = {}
+        for name, product in gemm_kernels(precision, threads, size).items():
+            if name == "numpy" and blas_threads is None and threads != (os.cpu_count() or 1):
+                continue
+            try:
+                rates[name] = 2 * size ** 3 / _best_seconds(product, repeats)
+            except (RuntimeError, AttributeError, NotImplementedError):
+                pass
+        if blas_threads is not None:
+            blas_threads.restore_original_limits()
     finally:
         torch.set_num_threads(previous)
-    return 2 * size ** 3 / best
+    return rates
+
+
+def gemm_rate(precision="fp32", threads=None, size=2048, repeats=10):
+    """(rate, kernel): the fastest of :func:`gemm_rates`, the best case for any runtime's matrix products in that
+    arithmetic; (None, None) if no library here has a CPU kernel for it."""
+    rates = gemm_rates(precision, threads, size, repeats)
+    if not rates:
+        return None, None
+    kernel = max(rates, key=rates.get)
+    return rates[kernel], kernel
 
 
 def arithmetic(backend, precision):
@@ -225,11 +299,12 @@ def arithmetic(backend, precision):
 
 
 def floor(model, backend, precision, threads, network_ms):
-    """{flops, arithmetic, gemm_gflops, floor_ms, fraction}: the network's lower bound and the fraction of it the
-    measured median reaches (floor_ms / network_ms)."""
+    """{flops, arithmetic, gemm_gflops, gemm_kernel, floor_ms, fraction}: the network's lower bound and the
+    fraction of it the measured median reaches (floor_ms / network_ms)."""
     kind = arithmetic(backend, precision)
-    flops, rate = step_flops(model), gemm_rate(kind, threads)
-    result = {"flops": flops, "arithmetic": kind, "gemm_gflops": None, "floor_ms": None, "fraction": None}
+    flops, (rate, kernel) = step_flops(model), gemm_rate(kind, threads)
+    result = {"flops": flops, "arithmetic": kind, "gemm_gflops": None, "gemm_kernel": kernel, "floor_ms": None,
+              "fraction": None}
     if rate:
         floor_ms = 1000.0 * flops / rate
         result.update(gemm_gflops=round(rate / 1e9, 1), floor_ms=round(floor_ms, 3),
@@ -303,8 +378,8 @@ def print_result(r):
     f = r.get("floor")
     if f and f["floor_ms"]:
         print(f"floor: {f['flops'] / 1e9:.3f} GFLOP per step at the {f['arithmetic']} GEMM peak {f['gemm_gflops']:.0f} "
-              f"GFLOP/s (2048^3 product, {r['threads']} threads) = {f['floor_ms']:.2f} ms; the network reaches "
-              f"{100 * f['fraction']:.0f}% of it")
+              f"GFLOP/s ({f.get('gemm_kernel')}'s 2048^3 product, the fastest here, {r['threads']} threads) = "
+              f"{f['floor_ms']:.2f} ms; the network reaches {100 * f['fraction']:.0f}% of it")
     elif f:
         print(f"floor: {f['flops'] / 1e9:.3f} GFLOP per step; no {f['arithmetic']} GEMM kernel to time here")
     sys.stdout.flush()

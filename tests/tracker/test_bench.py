@@ -42,6 +42,7 @@ def test_bench_reports_both_numbers_and_the_machine(tmp_path, capsys):
     floor = result["floor"]
     assert floor["arithmetic"] == "fp32" and floor["flops"] > 0
     if floor["gemm_gflops"]:
+        assert floor["gemm_kernel"] in {"torch", "numpy", "openvino"} and floor["gemm_kernel"] in printed
         assert floor["floor_ms"] == pytest.approx(floor["flops"] / floor["gemm_gflops"] / 1e6, rel=1e-3)
         assert floor["fraction"] == pytest.approx(floor["floor_ms"] / result["network"]["median_ms"], rel=1e-2)
         assert "floor:" in printed and "GFLOP per step" in printed
@@ -129,3 +130,24 @@ def test_bench_bundled_times_the_bundled_recipe_and_weights(tmp_path, capsys):
     assert result["config"] == DEMO_RECIPE and result["weights"] == f"bundled {DEMO_WEIGHTS}"
     assert main(["bench", "--bundled", "--config", "vit_tiny_256_ce"]) == 2
     assert "--bundled" in capsys.readouterr().err
+
+
+def test_gemm_kernels_compute_the_product_and_the_floor_takes_the_fastest(monkeypatch):
+    # Each library's kernel multiplies (checked on a small size against numpy in float64); the floor's rate is the
+    # fastest kernel's, named, whichever library that is.
+    kernels = bench.gemm_kernels("fp32", threads=1, size=64)
+    assert {"torch", "numpy"} <= set(kernels)
+    for name, product in kernels.items():
+        out = np.asarray(product()[0] if name == "openvino" else product(), dtype=np.float64)
+        assert out.shape == (64, 64) and np.isfinite(out).all(), name
+    a = np.random.default_rng(0).standard_normal((64, 64), dtype=np.float32)
+    assert np.allclose(kernels["numpy"](), a.astype(np.float64) @ a, atol=1e-3)
+    assert "numpy" not in bench.gemm_kernels("int8", threads=1, size=64)
+
+    seconds = {"slow": 2.0, "fast": 0.5}
+    monkeypatch.setattr(bench, "gemm_kernels", lambda precision, threads, size: {k: k for k in seconds})
+    monkeypatch.setattr(bench, "_best_seconds", lambda product, repeats: seconds[product])
+    assert bench.gemm_rates("fp32", 1, size=10) == {"slow": 1000.0, "fast": 4000.0}
+    assert bench.gemm_rate("fp32", 1, size=10) == (4000.0, "fast")
+    monkeypatch.setattr(bench, "gemm_kernels", lambda precision, threads, size: {})
+    assert bench.gemm_rate("fp32", 1) == (None, None)
