@@ -17,6 +17,7 @@ fastest of torch's, numpy's and OpenVINO's kernels on the same threads, :func:`g
 be faster; the fraction printed is floor / measured network median.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -263,22 +264,23 @@ def gemm_rates(precision="fp32", threads=None, size=2048, repeats=10):
     threads = threads or previous
     torch.set_num_threads(threads)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-            blas_threads = threadpool_limits(limits=threads, user_api="blas")
-        except ImportError:
-            blas_threads = None
-        rates = {}
-        for name, product in gemm_kernels(precision, threads, size).items():
-            if name == "numpy" and blas_threads is None and threads != (os.cpu_count() or 1):
-                continue
-            try:
-                rates[name] = 2 * size ** 3 / _best_seconds(product, repeats)
-            except (RuntimeError, AttributeError, NotImplementedError):
-                pass
-        if blas_threads is not None:
-            blas_threads.restore_original_limits()
-    finally:
+        from threadpoolctl import threadpool_limits
+        blas_threads = threadpool_limits(limits=threads, user_api="blas")   # restored on leaving the with block
+    except ImportError:
+        blas_threads = None
+    # Without threadpoolctl numpy's BLAS keeps its own thread count: time it only when that is already ``threads``.
+    skip = set() if blas_threads is not None or threads == (os.cpu_count() or 1) else {"numpy"}
+    rates = {}
+    try:
+        with blas_threads or contextlib.nullcontext():
+            for name, product in gemm_kernels(precision, threads, size).items():
+                if name in skip:
+                    continue
+                try:
+                    rates[name] = 2 * size ** 3 / _best_seconds(product, repeats)
+                except (RuntimeError, AttributeError, NotImplementedError):
+                    pass
+    finally:   # after the BLAS limits are restored: restoring them can reset torch's thread count too
         torch.set_num_threads(previous)
     return rates
 
