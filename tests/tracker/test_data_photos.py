@@ -78,6 +78,32 @@ def test_box_is_the_extent_of_the_drawn_target(photo_dir, seed):
         assert (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()) == tuple(box.astype(int))
 
 
+@pytest.mark.parametrize("aspect", [0.25, 4.0])
+def test_target_aspect_sets_the_shape_of_the_drawn_target(photo_dir, aspect):
+    """--target-aspect LOW HIGH bounds the target's width / height; LOW = HIGH fixes it (up to the aspect breathing,
+    rotation and perspective that some sequences add, hence the median over seeds)."""
+    bank = PhotoBank(photo_dir)
+    drawn = [np.divide(*PhotoVideo(np.random.default_rng(seed), 20, (160, 120), bank, absence=False, occlusion=False,
+                                   distractors=0, target_aspect=(aspect, aspect)).box(0)[2:])
+             for seed in range(12)]
+    assert aspect / 1.4 < np.median(drawn) < aspect * 1.4
+    default = [np.divide(*PhotoVideo(np.random.default_rng(seed), 20, (160, 120), bank, absence=False,
+                                     occlusion=False, distractors=0).box(0)[2:]) for seed in range(12)]
+    assert not np.allclose(drawn, default)
+
+
+def test_bad_target_aspect(photo_dir, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    for extra, message in ((["--photos", str(photo_dir), "--target-aspect", "2", "1"], "0 < LOW <= HIGH"),
+                           (["--photos", str(photo_dir), "--target-aspect", "0", "1"], "0 < LOW <= HIGH"),
+                           (["--target-aspect", "0.2", "2"], "--photos DIR")):
+        assert cli.main(["make-synthetic", "--format", "otb", "--out", out, "--sequences", "1", "--frames", "3",
+                         *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not os.path.exists(out)
+
+
 def test_labels_follow_leaving_the_frame_and_occlusion(photo_dir):
     bank = PhotoBank(photo_dir)
     left = seen = 0

@@ -286,7 +286,10 @@ class PhotoVideo:
     fraction), as :class:`mimtrack.tracker.data.synthetic.SyntheticVideo`.
     """
 
-    def __init__(self, rng, n_frames, size, bank, absence=True, occlusion=True, distractors=None):
+    def __init__(self, rng, n_frames, size, bank, absence=True, occlusion=True, distractors=None,
+                 target_aspect=None):
+        # target_aspect: (low, high) bounds of the target's width / height, drawn log-uniformly; None: e^-1.1 to
+        # e^0.9 (0.33-2.46). People, the commonest real targets, are 0.3-0.5: a lower bound of ~0.2 gives more of them.
         self.n, (self.width, self.height) = n_frames, size
         W, H = self.width, self.height
         # Camera: the frame is a window moving (pan) and shaking over a larger background photo.
@@ -310,7 +313,8 @@ class PhotoVideo:
 
         # The target.
         side = min(W, H) * math.exp(rng.uniform(math.log(0.06), math.log(0.4)))
-        aspect = math.exp(rng.uniform(-1.1, 0.9))
+        log_aspect = (-1.1, 0.9) if target_aspect is None else tuple(math.log(v) for v in target_aspect)
+        aspect = math.exp(rng.uniform(*log_aspect))
         base = np.array([side * math.sqrt(aspect), side / math.sqrt(aspect)])
         source = background if rng.random() < 0.15 else bank.draw(rng)   # camouflage: same photo as the scene
         patch = textured_region(rng, source, aspect)

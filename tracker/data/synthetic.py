@@ -271,10 +271,11 @@ def sequence_names(fmt, count, split):
 
 
 def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None,
-                   overwrite=False):
+                   overwrite=False, target_aspect=None):
     """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
     to cut targets, backgrounds, distractors and occluders from (:class:`mimtrack.tracker.data.photos.PhotoVideo`)
-    instead of drawing procedural textures.
+    instead of drawing procedural textures; ``target_aspect``: with ``photos``, the (low, high) range of the targets'
+    width / height (see :class:`~mimtrack.tracker.data.photos.PhotoVideo`).
 
     The target (``out``; GOT-10k: ``out/<split>``, so the splits can share a root) must be empty or absent: new
     ground truth written over an old dataset's frames would not match them. ``overwrite`` deletes it first.
@@ -289,6 +290,12 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
     if sequences < 1 or frames < 1 or min(size) < 16:
         raise UserError(f"need --sequences >= 1, --frames >= 1 and a size of at least 16x16 "
                         f"(got {sequences}, {frames}, {size[0]}x{size[1]})")
+    if target_aspect is not None:
+        if photos is None:
+            raise UserError("--target-aspect applies to photo sequences (--photos DIR) only")
+        low, high = target_aspect
+        if not (0 < low <= high) or not all(math.isfinite(v) for v in target_aspect):
+            raise UserError(f"--target-aspect {low} {high}: expected 0 < LOW <= HIGH (width / height)")
     out = os.fspath(out)
     bank = None
     if photos is not None:
@@ -308,7 +315,7 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         if bank is not None:
             from .photos import PhotoVideo
 
-            video = PhotoVideo(rng, frames, size, bank, absence=absence)
+            video = PhotoVideo(rng, frames, size, bank, absence=absence, target_aspect=target_aspect)
         else:
             video = SyntheticVideo(rng, frames, size, absence=absence)
         if fmt == "lasot":
@@ -370,6 +377,9 @@ def add_arguments(parser):
     parser.add_argument("--photos", default=None, metavar="DIR",
                         help="cut targets and scenes from the photos in DIR (e.g. from 'mimtrack collect-photos') "
                              "instead of procedural textures")
+    parser.add_argument("--target-aspect", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="with --photos: range of the targets' width / height, drawn log-uniformly "
+                             "(default 0.33 2.46; e.g. 0.2 2.0 for more people-shaped targets)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete what --out (GOT-10k: its split folder) holds first; without it a non-empty "
                         "target is an error")
@@ -377,7 +387,7 @@ def add_arguments(parser):
 
 def run(args):
     names = make_synthetic(args.format, args.out, args.sequences, args.frames, _size(args.size), args.seed,
-                           args.split, args.photos, overwrite=args.overwrite)
+                           args.split, args.photos, overwrite=args.overwrite, target_aspect=args.target_aspect)
     unit = "images" if args.format == "coco" else f"sequences x {args.frames} frames"
     print(f"{args.out}: {len(names)} {args.format} {unit}")
     return 0
