@@ -92,11 +92,24 @@ def test_target_aspect_sets_the_shape_of_the_drawn_target(photo_dir, aspect):
     assert not np.allclose(drawn, default)
 
 
-def test_bad_target_aspect(photo_dir, tmp_path, capsys):
+def test_distractor_counts(photo_dir):
+    bank = PhotoBank(photo_dir)
+    video = lambda seed, d: PhotoVideo(np.random.default_rng(seed), 5, (96, 72), bank, distractors=d)
+    assert [len(video(s, 4).distractors) for s in range(3)] == [4, 4, 4]
+    assert [len(video(s, (5, 5)).distractors) for s in range(3)] == [5, 5, 5]
+    counts = [len(video(s, (2, 4)).distractors) for s in range(20)]
+    assert set(counts) == {2, 3, 4}
+    assert set(len(video(s, None).distractors) for s in range(20)) <= {0, 1, 2, 3}
+
+
+def test_bad_target_aspect_and_distractors(photo_dir, tmp_path, capsys):
     out = str(tmp_path / "out")
     for extra, message in ((["--photos", str(photo_dir), "--target-aspect", "2", "1"], "0 < LOW <= HIGH"),
                            (["--photos", str(photo_dir), "--target-aspect", "0", "1"], "0 < LOW <= HIGH"),
-                           (["--target-aspect", "0.2", "2"], "--photos DIR")):
+                           (["--target-aspect", "0.2", "2"], "--photos DIR"),
+                           (["--photos", str(photo_dir), "--distractors", "3", "1"], "0 <= MIN <= MAX"),
+                           (["--photos", str(photo_dir), "--distractors", "-1", "1"], "0 <= MIN <= MAX"),
+                           (["--distractors", "1", "2"], "--photos DIR")):
         assert cli.main(["make-synthetic", "--format", "otb", "--out", out, "--sequences", "1", "--frames", "3",
                          *extra]) == 2
         err = capsys.readouterr().err

@@ -290,6 +290,7 @@ class PhotoVideo:
                  target_aspect=None):
         # target_aspect: (low, high) bounds of the target's width / height, drawn log-uniformly; None: e^-1.1 to
         # e^0.9 (0.33-2.46). People, the commonest real targets, are 0.3-0.5: a lower bound of ~0.2 gives more of them.
+        # distractors: see the distractors below.
         self.n, (self.width, self.height) = n_frames, size
         W, H = self.width, self.height
         # Camera: the frame is a window moving (pan) and shaking over a larger background photo.
@@ -353,7 +354,13 @@ class PhotoVideo:
 
         # Look-alike distractors, drawn behind the target: a tinted, rescaled copy of the target, or another
         # region of the target's own photo (same colours and textures).
-        count = int(rng.integers(0, 4)) if distractors is None else distractors
+        # ``distractors``: None draws 0-3; an int is the count; (low, high) draws the count in that range. Many of
+        # them keep the network from finding "the pasted object" without looking at the template.
+        if distractors is None or not np.isscalar(distractors):
+            fewest, most = (0, 3) if distractors is None else distractors
+            count = int(rng.integers(fewest, most + 1))
+        else:
+            count = int(distractors)
         self.distractors = []
         for _ in range(count):
             if rng.random() < 0.5:

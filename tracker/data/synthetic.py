@@ -271,11 +271,12 @@ def sequence_names(fmt, count, split):
 
 
 def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None,
-                   overwrite=False, target_aspect=None):
+                   overwrite=False, target_aspect=None, distractors=None):
     """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
     to cut targets, backgrounds, distractors and occluders from (:class:`mimtrack.tracker.data.photos.PhotoVideo`)
     instead of drawing procedural textures; ``target_aspect``: with ``photos``, the (low, high) range of the targets'
-    width / height (see :class:`~mimtrack.tracker.data.photos.PhotoVideo`).
+    width / height and ``distractors`` the (low, high) range of look-alike distractors per sequence (see
+    :class:`~mimtrack.tracker.data.photos.PhotoVideo`; defaults 0.33-2.46 and 0-3).
 
     The target (``out``; GOT-10k: ``out/<split>``, so the splits can share a root) must be empty or absent: new
     ground truth written over an old dataset's frames would not match them. ``overwrite`` deletes it first.
@@ -296,6 +297,11 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         low, high = target_aspect
         if not (0 < low <= high) or not all(math.isfinite(v) for v in target_aspect):
             raise UserError(f"--target-aspect {low} {high}: expected 0 < LOW <= HIGH (width / height)")
+    if distractors is not None:
+        if photos is None:
+            raise UserError("--distractors applies to photo sequences (--photos DIR) only")
+        if not 0 <= distractors[0] <= distractors[1]:
+            raise UserError(f"--distractors {distractors[0]} {distractors[1]}: expected 0 <= MIN <= MAX")
     out = os.fspath(out)
     bank = None
     if photos is not None:
@@ -315,7 +321,8 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
         if bank is not None:
             from .photos import PhotoVideo
 
-            video = PhotoVideo(rng, frames, size, bank, absence=absence, target_aspect=target_aspect)
+            video = PhotoVideo(rng, frames, size, bank, absence=absence, target_aspect=target_aspect,
+                               distractors=distractors)
         else:
             video = SyntheticVideo(rng, frames, size, absence=absence)
         if fmt == "lasot":
@@ -380,6 +387,8 @@ def add_arguments(parser):
     parser.add_argument("--target-aspect", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="with --photos: range of the targets' width / height, drawn log-uniformly "
                              "(default 0.33 2.46; e.g. 0.2 2.0 for more people-shaped targets)")
+    parser.add_argument("--distractors", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="with --photos: look-alike distractors per sequence (default 0 3)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete what --out (GOT-10k: its split folder) holds first; without it a non-empty "
                         "target is an error")
@@ -387,7 +396,8 @@ def add_arguments(parser):
 
 def run(args):
     names = make_synthetic(args.format, args.out, args.sequences, args.frames, _size(args.size), args.seed,
-                           args.split, args.photos, overwrite=args.overwrite, target_aspect=args.target_aspect)
+                           args.split, args.photos, overwrite=args.overwrite, target_aspect=args.target_aspect,
+                           distractors=args.distractors)
     unit = "images" if args.format == "coco" else f"sequences x {args.frames} frames"
     print(f"{args.out}: {len(names)} {args.format} {unit}")
     return 0
