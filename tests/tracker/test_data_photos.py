@@ -102,6 +102,23 @@ def test_distractor_counts(photo_dir):
     assert set(len(video(s, None).distractors) for s in range(20)) <= {0, 1, 2, 3}
 
 
+def test_distractor_reach_keeps_the_distractors_near_the_target(photo_dir):
+    bank = PhotoBank(photo_dir)
+    far = near = 0
+    for seed in range(6):
+        args = (np.random.default_rng(seed), 40, (320, 240), bank)
+        video = PhotoVideo(*args, absence=False, distractors=3, distractor_reach=1.0)
+        h, w = video.target.patch.shape[:2]                         # the base side, truncated to whole pixels
+        side = np.sqrt((h + 1) * (w + 1))
+        for layer in video.distractors:
+            offset = np.abs(layer.centres - video.target.centres).max()
+            assert offset <= side + 1e-6
+            near += 1
+        roaming = PhotoVideo(*args, absence=False, distractors=3)
+        far += sum(np.abs(layer.centres - roaming.target.centres).max() > side for layer in roaming.distractors)
+    assert near == 18 and far > 0
+
+
 def test_bad_target_aspect_and_distractors(photo_dir, tmp_path, capsys):
     out = str(tmp_path / "out")
     for extra, message in ((["--photos", str(photo_dir), "--target-aspect", "2", "1"], "0 < LOW <= HIGH"),
@@ -109,7 +126,9 @@ def test_bad_target_aspect_and_distractors(photo_dir, tmp_path, capsys):
                            (["--target-aspect", "0.2", "2"], "--photos DIR"),
                            (["--photos", str(photo_dir), "--distractors", "3", "1"], "0 <= MIN <= MAX"),
                            (["--photos", str(photo_dir), "--distractors", "-1", "1"], "0 <= MIN <= MAX"),
-                           (["--distractors", "1", "2"], "--photos DIR")):
+                           (["--distractors", "1", "2"], "--photos DIR"),
+                           (["--photos", str(photo_dir), "--distractor-reach", "0"], "a number > 0"),
+                           (["--distractor-reach", "1.5"], "--photos DIR")):
         assert cli.main(["make-synthetic", "--format", "otb", "--out", out, "--sequences", "1", "--frames", "3",
                          *extra]) == 2
         err = capsys.readouterr().err

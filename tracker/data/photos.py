@@ -287,10 +287,10 @@ class PhotoVideo:
     """
 
     def __init__(self, rng, n_frames, size, bank, absence=True, occlusion=True, distractors=None,
-                 target_aspect=None):
+                 target_aspect=None, distractor_reach=None):
         # target_aspect: (low, high) bounds of the target's width / height, drawn log-uniformly; None: e^-1.1 to
         # e^0.9 (0.33-2.46). People, the commonest real targets, are 0.3-0.5: a lower bound of ~0.2 gives more of them.
-        # distractors: see the distractors below.
+        # distractors, distractor_reach: see the distractors below.
         self.n, (self.width, self.height) = n_frames, size
         W, H = self.width, self.height
         # Camera: the frame is a window moving (pan) and shaking over a larger background photo.
@@ -354,8 +354,10 @@ class PhotoVideo:
 
         # Look-alike distractors, drawn behind the target: a tinted, rescaled copy of the target, or another
         # region of the target's own photo (same colours and textures).
-        # ``distractors``: None draws 0-3; an int is the count; (low, high) draws the count in that range. Many of
-        # them keep the network from finding "the pasted object" without looking at the template.
+        # ``distractors``: None draws 0-3; an int is the count; (low, high) draws the count in that range.
+        # ``distractor_reach``: None lets them roam the frame; R keeps their centres within R target sides of the
+        # target's. Many, and near, keep the network from finding "the pasted object near the centre of the crop"
+        # without looking at the template (benchmarks/template_swap.py).
         if distractors is None or not np.isscalar(distractors):
             fewest, most = (0, 3) if distractors is None else distractors
             count = int(rng.integers(fewest, most + 1))
@@ -370,7 +372,14 @@ class PhotoVideo:
                 d_patch = cv2.resize(textured_region(rng, source, aspect), patch.shape[1::-1],
                                      interpolation=cv2.INTER_AREA)
                 d_alpha = shape_mask(rng, *patch.shape[:2])
-            d_centres = momentum_path(rng, n_frames, rng.uniform(low, high), low, high, speed * rng.uniform(0.5, 1.5))
+            if distractor_reach is None:
+                d_centres = momentum_path(rng, n_frames, rng.uniform(low, high), low, high,
+                                          speed * rng.uniform(0.5, 1.5))
+            else:
+                # Near the target: inside its search region, where the crop alone cannot tell them apart.
+                bound = np.full(2, distractor_reach * side)
+                d_centres = centres + momentum_path(rng, n_frames, rng.uniform(-bound, bound), -bound, bound,
+                                                    speed * rng.uniform(0.5, 1.5))
             d_scales = scales * rng.uniform(0.7, 1.2)
             self.distractors.append(_Layer(d_patch, d_alpha, d_centres, d_scales, angles * rng.uniform(-1, 1)))
 

@@ -271,12 +271,13 @@ def sequence_names(fmt, count, split):
 
 
 def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, split=None, photos=None,
-                   overwrite=False, target_aspect=None, distractors=None):
+                   overwrite=False, target_aspect=None, distractors=None, distractor_reach=None):
     """Write the dataset; returns the sequence (COCO: image) names written. ``photos``: a folder of photographs
     to cut targets, backgrounds, distractors and occluders from (:class:`mimtrack.tracker.data.photos.PhotoVideo`)
     instead of drawing procedural textures; ``target_aspect``: with ``photos``, the (low, high) range of the targets'
-    width / height and ``distractors`` the (low, high) range of look-alike distractors per sequence (see
-    :class:`~mimtrack.tracker.data.photos.PhotoVideo`; defaults 0.33-2.46 and 0-3).
+    width / height, ``distractors`` the (low, high) range of look-alike distractors per sequence and
+    ``distractor_reach`` how many target sides from the target they stay (see
+    :class:`~mimtrack.tracker.data.photos.PhotoVideo`; defaults 0.33-2.46, 0-3 and anywhere).
 
     The target (``out``; GOT-10k: ``out/<split>``, so the splits can share a root) must be empty or absent: new
     ground truth written over an old dataset's frames would not match them. ``overwrite`` deletes it first.
@@ -302,6 +303,11 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
             raise UserError("--distractors applies to photo sequences (--photos DIR) only")
         if not 0 <= distractors[0] <= distractors[1]:
             raise UserError(f"--distractors {distractors[0]} {distractors[1]}: expected 0 <= MIN <= MAX")
+    if distractor_reach is not None:
+        if photos is None:
+            raise UserError("--distractor-reach applies to photo sequences (--photos DIR) only")
+        if not (math.isfinite(distractor_reach) and distractor_reach > 0):
+            raise UserError(f"--distractor-reach {distractor_reach}: expected a number > 0 (target sides)")
     out = os.fspath(out)
     bank = None
     if photos is not None:
@@ -322,7 +328,7 @@ def make_synthetic(fmt, out, sequences=10, frames=100, size=(320, 240), seed=0, 
             from .photos import PhotoVideo
 
             video = PhotoVideo(rng, frames, size, bank, absence=absence, target_aspect=target_aspect,
-                               distractors=distractors)
+                               distractors=distractors, distractor_reach=distractor_reach)
         else:
             video = SyntheticVideo(rng, frames, size, absence=absence)
         if fmt == "lasot":
@@ -389,6 +395,9 @@ def add_arguments(parser):
                              "(default 0.33 2.46; e.g. 0.2 2.0 for more people-shaped targets)")
     parser.add_argument("--distractors", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="with --photos: look-alike distractors per sequence (default 0 3)")
+    parser.add_argument("--distractor-reach", type=float, default=None, metavar="R",
+                        help="with --photos: keep the distractors within R target sides of the target "
+                             "(default: anywhere in the frame)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete what --out (GOT-10k: its split folder) holds first; without it a non-empty "
                         "target is an error")
@@ -397,7 +406,7 @@ def add_arguments(parser):
 def run(args):
     names = make_synthetic(args.format, args.out, args.sequences, args.frames, _size(args.size), args.seed,
                            args.split, args.photos, overwrite=args.overwrite, target_aspect=args.target_aspect,
-                           distractors=args.distractors)
+                           distractors=args.distractors, distractor_reach=args.distractor_reach)
     unit = "images" if args.format == "coco" else f"sequences x {args.frames} frames"
     print(f"{args.out}: {len(names)} {args.format} {unit}")
     return 0
