@@ -88,6 +88,13 @@ class DataConfig:
     grayscale_prob: float = 0.05
     flip_prob: float = 0.5
     brightness_jitter: float = 0.2
+    # Fraction of pairs whose search crop comes from another sequence, so the template's object is absent: the
+    # heatmap label is all background and the box losses skip them (DaSiamRPN's negative pairs, Zhu et al. 2018).
+    # Without them a tracker can score well by finding the salient object near the centre, template unused.
+    negative_pairs: float = 0.0
+    # Fraction of pairs with another sequence's object pasted into the search crop beside the target, about its size
+    # (copy-paste distractors): two salient objects, and only the template says which one to follow.
+    paste_distractors: float = 0.0
     num_workers: int = 8
 
 

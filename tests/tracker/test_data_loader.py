@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,8 +10,11 @@ from mimtrack.errors import UserError
 from mimtrack.tracker.config import TrackerConfig, TrainDataset
 from mimtrack.tracker.data import build_train_loader
 from mimtrack.tracker.data.lmdb_pack import pack_lmdb
-from mimtrack.tracker.data.loader import build_pair_dataset
+from mimtrack.tracker.data.loader import PairDataset, build_pair_dataset
+from mimtrack.tracker.data.processing import IMAGENET_MEAN, IMAGENET_STD, PairProcessor, paste_object
+from mimtrack.tracker.data.sampler import PairSampler
 from mimtrack.tracker.data.registry import build_source
+from mimtrack.tracker.data.sources import TrainSequence
 from mimtrack.tracker.data.synthetic import make_synthetic
 
 
@@ -138,3 +142,100 @@ def test_recipe_errors(root):
     cfg.data.val = []
     with pytest.raises(UserError, match="data.val: the recipe lists no val datasets"):
         build_train_loader(cfg, _locations(root), split="val")
+
+
+class _ColourSource:
+    """Two sequences of flat frames, one colour each: a search crop's colour says which sequence it came from."""
+
+    is_video = True
+    name = "colours"
+    COLOURS = ((200, 30, 30), (30, 30, 200), (30, 200, 30))
+
+    def __init__(self):
+        boxes = np.tile([90.0, 90.0, 24.0, 18.0], (30, 1))   # the crops stay inside the frame
+        self.sequences = [TrainSequence(f"s{i}", boxes, np.ones(30, bool), [(i, k) for k in range(30)])
+                          for i in range(len(self.COLOURS))]
+
+    def __len__(self):
+        return len(self.sequences)
+
+    def sequence(self, index):
+        return self.sequences[index]
+
+    def visible_counts(self):
+        return np.full(len(self), 30)
+
+    def frame(self, key):
+        return np.full((200, 200, 3), self.COLOURS[key[0]], np.uint8)
+
+
+def _colour_pairs(negative_pairs, samples=48):
+    cfg = _cfg()
+    cfg.data.grayscale_prob, cfg.data.search_center_jitter = 0.0, 0.0
+    processor = PairProcessor(cfg.data, cfg.crop, augment=False)
+    dataset = PairDataset(PairSampler([_ColourSource()], [1.0], 200, 10), processor, samples, seed=3,
+                          negative_pairs=negative_pairs)
+    items = [dataset[i] for i in range(samples)]
+    # the crops' centre pixels: equal colours give equal normalised pixels
+    same = [np.allclose(s["template"][:, 16, 16], s["search"][:, 32, 32]) for s in items]
+    return items, np.array(same)
+
+
+def test_negative_pairs_search_another_sequence_and_say_so():
+    items, same = _colour_pairs(0.0)
+    assert same.all() and all(s["target_present"] == 1 and s["search_heatmap"].max() == 1 for s in items)
+    items, same = _colour_pairs(1.0)
+    assert not same.any()
+    assert all(s["target_present"] == 0 and not s["search_heatmap"].any() for s in items)
+    items, same = _colour_pairs(0.5)
+    present = np.array([s["target_present"] for s in items])
+    assert (present == same).all() and 0.25 < present.mean() < 0.75
+
+
+def test_negative_pairs_default_off_and_batched(root):
+    batch = next(iter(build_train_loader(_cfg(), _locations(root))))
+    assert batch["target_present"].tolist() == [1.0] * 4
+    cfg = _cfg()
+    cfg.data.negative_pairs = 1.0
+    batch = next(iter(build_train_loader(cfg, _locations(root))))
+    assert batch["target_present"].tolist() == [0.0] * 4 and not batch["search_heatmap"].any()
+    cfg.data.negative_pairs = 1.5
+    with pytest.raises(UserError, match="data.negative_pairs"):
+        build_pair_dataset(cfg, _locations(root))
+
+
+def test_pasted_distractors_come_from_another_sequence_and_leave_the_target():
+    cfg = _cfg()
+    cfg.data.grayscale_prob, cfg.data.search_center_jitter, cfg.data.search_scale_jitter = 0.0, 0.0, 0.0
+    processor = PairProcessor(cfg.data, cfg.crop, augment=False)
+    source = _ColourSource()
+    dataset = PairDataset(PairSampler([source], [1.0], 200, 10), processor, 24, seed=4, paste_distractors=1.0)
+    normalised = [(np.array(c, np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD for c in _ColourSource.COLOURS]
+    for i in range(24):
+        sample = dataset[i]
+        search = sample["search"].transpose(1, 2, 0)
+        own = next(k for k, c in enumerate(normalised) if np.allclose(search[32, 32], c, atol=1e-5))
+        assert sample["target_present"] == 1 and sample["search_heatmap"].max() == 1
+        # somewhere a pixel of another sequence's colour (the paste's fully opaque centre)
+        others = [np.isclose(search, c, atol=1e-5).all(axis=2) for k, c in enumerate(normalised) if k != own]
+        pasted = np.logical_or.reduce(others)
+        assert pasted.any(), i
+        x, y, w, h = (sample["search_box"] * 64).round().astype(int)
+        assert pasted[y:y + h, x:x + w].mean() <= 0.1, i   # at most 10 % of the target covered
+
+
+def test_paste_object_is_placed_beside_the_target_and_seeded():
+    crop = np.full((64, 64, 3), 10, np.uint8)
+    frame = np.full((50, 50, 3), 250, np.uint8)
+    target = np.array([0.4, 0.4, 0.2, 0.2])
+    results = []
+    for _ in range(2):
+        out = crop.copy()
+        assert paste_object(out, target, frame, [5, 5, 20, 20], np.random.default_rng(9))
+        results.append(out)
+    assert np.array_equal(*results)
+    changed = (results[0] != 10).any(axis=2)
+    assert 0 < changed.sum() < 0.6 * 64 * 64 and changed[26:38, 26:38].mean() <= 0.1
+    # a degenerate object (an empty box) pastes nothing
+    out = crop.copy()
+    assert not paste_object(out, target, frame, [5, 5, 0, 0], np.random.default_rng(9)) and np.array_equal(out, crop)

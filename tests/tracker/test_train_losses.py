@@ -59,3 +59,27 @@ def test_ground_truth_is_clamped_to_the_crop():
     assert pred.tolist() == pytest.approx([0.0, 0.0, 0.4, 0.4])
     total, _ = loss(_outputs(0.2, 0.2, 0.4, 0.4, peak=(0, 0)), outside, heatmap)
     assert total.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_negative_pairs_add_only_their_focal_term():
+    """Two code paths that must agree: a batch with a negative pair (target_present 0) gives the positive pair's
+    GIoU / L1 / IoU alone, and the focal loss of the whole batch (the negative's all-background map included)."""
+    loss = TrackingLoss(1.0, 2.0, 5.0)
+    good = _outputs(0.4, 0.5, 0.2, 0.3, peak=(1, 2))
+    bad = _outputs(0.8, 0.8, 0.5, 0.1, peak=(3, 3))
+    outputs = {k: torch.cat([good[k], bad[k]]) for k in good}
+    boxes = torch.tensor([[0.3, 0.4, 0.2, 0.2], [0.1, 0.1, 0.2, 0.2]])
+    heatmap = torch.zeros(2, 4, 4)
+    heatmap[0, 2, 1] = 1.0
+    _, alone = loss(good, boxes[:1], heatmap[:1])
+    _, mixed = loss(outputs, boxes, torch.stack([heatmap[0], torch.zeros(4, 4)]), torch.tensor([1.0, 0.0]))
+    for key in ("giou", "l1", "iou"):
+        assert mixed[key].item() == pytest.approx(alone[key].item(), rel=1e-6), key
+    assert mixed["focal"].item() == pytest.approx(focal_loss(outputs["score_map"], torch.stack(
+        [heatmap[0], torch.zeros(4, 4)])).item())
+    assert mixed["focal"].item() > alone["focal"].item() + 1.0   # the negative's peak of 1 is punished
+    # all present: the same numbers as without the mask
+    _, plain = loss(outputs, boxes, heatmap)
+    _, masked = loss(outputs, boxes, heatmap, torch.ones(2))
+    for key in plain:
+        assert masked[key].item() == pytest.approx(plain[key].item(), rel=1e-6), key

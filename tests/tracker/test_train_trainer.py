@@ -89,8 +89,8 @@ def _nan_after(trainer_steps):
         original = trainer.criterion
         calls = {"n": 0}
 
-        def criterion(outputs, box, heatmap):
-            total, stats = original(outputs, box, heatmap)
+        def criterion(outputs, box, heatmap, present=None):
+            total, stats = original(outputs, box, heatmap, present)
             calls["n"] += 1
             if calls["n"] in trainer_steps:
                 total = total * float("nan")

@@ -8,6 +8,10 @@
 4. Per crop, independent rolls (training only): brightness factor in [0.8, 1.2], horizontal flip (p 0.5) on
    normalised coordinates; then ImageNet normalisation.
 5. The search crop's Gaussian heatmap label (CenterNet style).
+
+Optionally (``data.paste_distractors``) an object of another sequence is pasted into the search crop before step 4,
+beside the target, at about the target's size and with a soft elliptical edge: a second salient object that only
+the template tells apart (copy-paste augmentation; the label stays on the target).
 """
 
 import math
@@ -87,6 +91,36 @@ def center_heatmap(box, feat_size):
     return heatmap.astype(np.float32)
 
 
+def paste_object(crop, target_box, frame, box, rng, max_overlap=0.1, tries=10):
+    """Paste the ``box`` region of ``frame`` into the uint8 search ``crop`` (in place) beside ``target_box`` (x, y, w, h
+    normalised to the crop): the size of the target's, times exp(N(0, 0.25)) per side, inside the crop, covering at
+    most ``max_overlap`` of the target's area, alpha-blended through a feathered ellipse. -> True if pasted."""
+    size = crop.shape[0]
+    x, y, w, h = (int(round(v)) for v in box)
+    patch = frame[max(y, 0):y + h, max(x, 0):x + w]
+    tx, ty, tw, th = np.asarray(target_box, dtype=np.float64) * size
+    if patch.shape[0] < 2 or patch.shape[1] < 2 or tw < 2 or th < 2:
+        return False
+    pw, ph = (int(round(min(max(v * math.exp(0.25 * rng.standard_normal()), 4.0), 0.6 * size))) for v in (tw, th))
+    target_area = tw * th
+    for _ in range(tries):
+        px, py = int(rng.integers(0, size - pw + 1)), int(rng.integers(0, size - ph + 1))
+        overlap_w = max(0.0, min(px + pw, tx + tw) - max(px, tx))
+        overlap_h = max(0.0, min(py + ph, ty + th) - max(py, ty))
+        if overlap_w * overlap_h <= max_overlap * target_area:
+            break
+    else:
+        return False
+    patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    alpha = np.zeros((ph, pw), dtype=np.float32)
+    cv2.ellipse(alpha, (pw // 2, ph // 2), (max(1, pw // 2), max(1, ph // 2)), 0, 0, 360, 1.0, -1)
+    blur = 2 * max(1, int(0.08 * max(pw, ph))) + 1
+    alpha = cv2.GaussianBlur(alpha, (blur, blur), 0)[..., None]
+    region = crop[py:py + ph, px:px + pw].astype(np.float32)
+    crop[py:py + ph, px:px + pw] = np.clip(alpha * patch + (1 - alpha) * region + 0.5, 0, 255).astype(np.uint8)
+    return True
+
+
 class PairProcessor:
     """Turns (template frame, box, search frame, box) into one training sample, or None to redraw.
     ``stride``: the backbone's patch size (the heatmap label is search_size / stride cells a side)."""
@@ -109,10 +143,13 @@ class PairProcessor:
         image = (image - IMAGENET_MEAN) / IMAGENET_STD
         return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32), box.astype(np.float32)
 
-    def __call__(self, template_frame, template_box, search_frame, search_box, rng):
+    def __call__(self, template_frame, template_box, search_frame, search_box, rng, distractor=None):
+        """``distractor``: None, or (frame, box) of another sequence's object to paste beside the target."""
         # Joint transforms (OSTrack applies them in validation too): the same roll for both frames.
         if rng.random() < self.data.grayscale_prob:
             template_frame, search_frame = to_grayscale(template_frame), to_grayscale(search_frame)
+            if distractor is not None:
+                distractor = (to_grayscale(distractor[0]), distractor[1])
         if rng.random() < self.data.flip_prob:
             template_frame, template_box = flip_frame(template_frame, template_box)
             search_frame, search_box = flip_frame(search_frame, search_box)
@@ -125,6 +162,8 @@ class PairProcessor:
                              d.search_scale_jitter, d.search_center_jitter, rng, self.stride)
         if search is None:
             return None
+        if distractor is not None:
+            paste_object(search[0], search[1], *distractor, rng)
         template_image, template_box = self._crop_tensor(*template, rng)
         search_image, search_box = self._crop_tensor(*search, rng)
         return {"template": template_image, "search": search_image, "template_box": template_box,

@@ -57,17 +57,27 @@ class TrackingLoss:
     def from_config(cls, train_cfg):
         return cls(train_cfg.focal_weight, train_cfg.giou_weight, train_cfg.l1_weight)
 
-    def __call__(self, outputs, search_box, search_heatmap):
+    def __call__(self, outputs, search_box, search_heatmap, target_present=None):
         """outputs: the model's dict (``pred_boxes`` (B,1,4) cx,cy,w,h decoded at the predicted peak,
-        ``score_map``); search_box (B, 4) x,y,w,h normalised to the crop; search_heatmap (B, fs, fs).
+        ``score_map``); search_box (B, 4) x,y,w,h normalised to the crop; search_heatmap (B, fs, fs);
+        target_present (B,) 1 / 0 or None (all 1): negative pairs (0) add only their focal term, an all-background
+        heatmap, while GIoU, L1 and the IoU statistic average over the pairs that hold the target.
         -> (total loss, dict of detached floats: loss, focal, giou, l1, iou)."""
         pred = box_cxcywh_to_xyxy(outputs["pred_boxes"].reshape(-1, 4).float())
         gt = box_xywh_to_xyxy(search_box.float()).clamp(0.0, 1.0)
         g, iou = giou(pred, gt)
-        giou_loss = (1 - g).mean()
-        l1 = torch.nn.functional.l1_loss(pred, gt)
+        if target_present is None:
+            giou_loss = (1 - g).mean()
+            l1 = torch.nn.functional.l1_loss(pred, gt)
+            mean_iou = iou.mean()
+        else:
+            present = target_present.reshape(-1).float()
+            count = present.sum().clamp_min(1.0)
+            giou_loss = ((1 - g) * present).sum() / count
+            l1 = ((pred - gt).abs().mean(dim=1) * present).sum() / count
+            mean_iou = (iou * present).sum() / count
         focal = focal_loss(outputs["score_map"], search_heatmap)
         total = self.focal_weight * focal + self.giou_weight * giou_loss + self.l1_weight * l1
         stats = {"loss": total.detach(), "focal": focal.detach(), "giou": giou_loss.detach(),
-                 "l1": l1.detach(), "iou": iou.detach().mean()}
+                 "l1": l1.detach(), "iou": mean_iou.detach()}
         return total, stats

@@ -27,7 +27,7 @@ from mimtrack.tracker.train.losses import TrackingLoss
 from mimtrack.tracker.train.optim import build_optimizer, build_scheduler, keep_rate_for_epoch
 
 STAT_KEYS = ("loss", "focal", "giou", "l1", "iou")
-STEP_INPUTS = ("template", "search", "search_box", "search_heatmap")
+STEP_INPUTS = ("template", "search", "search_box", "search_heatmap", "target_present")   # the last optional
 POSTFIX_EVERY = 10   # steps between progress-bar loss / IoU updates
 
 
@@ -84,8 +84,9 @@ class Trainer:
     """Trains ``cfg`` (TrackerConfig) into ``output_dir``.
 
     ``loader_factory(epoch, split)`` returns the batches of one epoch for this rank ("train" or "val"); dict
-    batches with ``template``, ``search``, ``search_box``, ``search_heatmap`` (see tracker.data). ``on_step``
-    (optional) is called with the trainer after every optimisation step (progress hooks, tests).
+    batches with ``template``, ``search``, ``search_box``, ``search_heatmap`` and optionally ``target_present``
+    (see tracker.data). ``on_step`` (optional) is called with the trainer after every optimisation step (progress
+    hooks, tests).
     """
 
     def __init__(self, cfg, output_dir, loader_factory, dist_info=None, resume=False, on_step=None, progress=True):
@@ -247,10 +248,10 @@ class Trainer:
 
     def forward_loss(self, batch, keep_rate):
         # only what the step reads goes to the device (a sample also carries template_box, for inspection)
-        batch = {k: batch[k].to(self.device, non_blocking=True) for k in STEP_INPUTS}
+        batch = {k: batch[k].to(self.device, non_blocking=True) for k in STEP_INPUTS if k in batch}
         with self.autocast():
             outputs = self.net(batch["template"], batch["search"], ce_keep_rate=keep_rate)
-        return self.criterion(outputs, batch["search_box"], batch["search_heatmap"])
+        return self.criterion(outputs, batch["search_box"], batch["search_heatmap"], batch.get("target_present"))
 
     def train_step(self, batch, keep_rate, stop_requested=False):
         """One optimisation step -> (stats dict of tensors, True if the step was applied, True if any rank was asked
