@@ -67,7 +67,7 @@ class PairDataset(Dataset):
         for _ in range(MAX_REDRAWS):
             source_index, sequence, t, s = self.sampler.sample(rng)
             source = self.sampler.sources[source_index]
-            # drawn only when negatives are asked for, so a recipe without them samples exactly as before
+            # drawn only when asked for, so a recipe without negatives or pastes samples exactly as before
             negative = self.negative_pairs > 0 and rng.random() < self.negative_pairs
             paste = self.paste_distractors > 0 and rng.random() < self.paste_distractors
             distractor = None
