@@ -13,3 +13,18 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
     save_tracker_checkpoint(path, build_model(load_tracker_config("vit_tiny_256_ce")))
     return path
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("template_swap")``: the module ``benchmarks/<name>.py`` (scripts, not a package)."""
+    import importlib.util
+    import pathlib
+
+    def load(name):
+        path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

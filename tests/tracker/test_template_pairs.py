@@ -1,19 +1,7 @@
 """benchmarks/template_pairs.py: hit rates with the own and a swapped template, on hand-made pairs."""
 
-import importlib.util
-import pathlib
-
 import pytest
 import torch
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "template_pairs.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("template_pairs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _TemplateMatcher:
@@ -39,14 +27,14 @@ def _batch(present):
             "target_present": torch.tensor(present, dtype=torch.float32)}
 
 
-def test_a_matcher_hits_with_its_own_template_only():
-    rates = _script().hit_rates(_TemplateMatcher(), [_batch([1, 1, 1])])
+def test_a_matcher_hits_with_its_own_template_only(benchmark_script):
+    rates = benchmark_script("template_pairs").hit_rates(_TemplateMatcher(), [_batch([1, 1, 1])])
     assert rates["own"] == 1.0 and rates["swapped"] == 0.0 and rates["pairs"] == 3
     assert rates["peak_present"] == pytest.approx((0.9 + 0.2 + 0.6) / 3)
     assert rates["peak_absent"] != rates["peak_absent"]      # NaN: no negative pairs
 
 
-def test_negative_pairs_count_for_the_peaks_not_the_hits():
-    rates = _script().hit_rates(_TemplateMatcher(), [_batch([1, 0, 1])])
+def test_negative_pairs_count_for_the_peaks_not_the_hits(benchmark_script):
+    rates = benchmark_script("template_pairs").hit_rates(_TemplateMatcher(), [_batch([1, 0, 1])])
     assert rates["own"] == 1.0 and rates["swapped"] == 0.0
     assert rates["peak_present"] == pytest.approx(0.75) and rates["peak_absent"] == pytest.approx(0.2)
